@@ -1,0 +1,63 @@
+# roce.multirail: set-up, tests and lint. Run as root (network namespaces).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages the tests need: ip, ping, NetworkManager (nmcli), dbus, and shellcheck for sanity.
+DEB_PACKAGES := iproute2 iputils-ping network-manager dbus shellcheck
+DEB_COMMANDS := ip ping nmcli dbus-daemon shellcheck
+
+.PHONY: help venv deps test lint sanity unit integration demo clean
+
+help:
+	@echo "make demo   - show a broken multi-rail lab host, fix it, prove it (arrives with the role)"
+	@echo "make test   - everything: lint, sanity, unit and integration tests on the real kernel"
+	@echo "make venv   - create $(VENV) from the pinned requirements.txt"
+	@echo "make lint   - ansible-lint (production profile), ansible-test sanity, changelog lint"
+
+# The venv is rebuilt when requirements.txt changes. It also holds the checkout
+# linked as ansible_collections/roce/multirail and a separate interpreter for
+# ansible-test sanity, which installs its own pinned tools per test.
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(PYTHON) -m venv $(VENV)/sanity
+	$(VENV)/sanity/bin/pip install --quiet "$$(grep '^ansible-core==' requirements.txt)"
+	mkdir -p $(VENV)/collections/ansible_collections/roce
+	ln -sfn ../../../.. $(VENV)/collections/ansible_collections/roce/multirail
+	touch $@
+
+# Install the Debian packages only when one of their commands is missing.
+deps:
+	@missing=""; for c in $(DEB_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "missing:$$missing - installing $(DEB_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; \
+	fi
+
+lint: venv deps
+	$(BIN)/ansible-lint --offline
+	$(BIN)/antsibull-changelog lint
+	tests/sanity/run.sh
+
+sanity: venv deps
+	tests/sanity/run.sh
+
+unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: venv deps
+	$(BIN)/python -m pytest -q tests/integration
+
+test: venv deps lint unit integration
+
+demo:
+	@echo "make demo arrives with the source_routing role; it is not available yet." >&2
+	@exit 1
+
+clean:
+	rm -rf $(VENV) tests/output .pytest_cache

@@ -1,0 +1,201 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) roce.multirail contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Per-interface IPv4 sysctls (net.ipv4.conf.*): read, decide, write, explain.
+
+/proc/sys/net is per network namespace: what this reads and writes belongs to
+the namespace the module runs in. An interface named eth0.100 is the directory
+eth0.100 under /proc/sys/net/ipv4/conf but the key net.ipv4.conf.eth0/100.x,
+because '.' separates the parts of a sysctl key.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, NamedTuple, Tuple
+
+from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument, check_ifname, parse_int
+
+CONF_ROOT = '/proc/sys/net/ipv4/conf'
+TARGETS_NOT_DEVICES = ('all', 'default')
+
+# include/linux/inetdevice.h: how the kernel combines conf/all with conf/<dev>.
+MAX_KEYS = frozenset(('rp_filter', 'arp_ignore', 'arp_announce', 'arp_accept', 'arp_notify'))
+OR_KEYS = frozenset(('accept_local', 'arp_filter', 'src_valid_mark', 'log_martians', 'proxy_arp',
+                     'proxy_arp_pvlan', 'shared_media', 'send_redirects', 'secure_redirects',
+                     'promote_secondaries', 'route_localnet', 'ignore_routes_with_linkdown'))
+AND_KEYS = frozenset(('mc_forwarding', 'bc_forwarding', 'accept_source_route', 'bootp_relay',
+                      'arp_evict_nocarrier'))
+
+# Values the kernel gives a meaning to, for the keys multi-rail hosts depend on.
+ALLOWED = {
+    'rp_filter': (0, 1, 2),
+    'arp_ignore': (0, 1, 2, 3, 8),
+    'arp_announce': (0, 1, 2),
+    'accept_local': (0, 1),
+    'arp_filter': (0, 1),
+}
+
+
+def device_dir(name):
+    """'eth0/100' or 'eth0.100' -> 'eth0.100' (the interface's real name)."""
+    return name.replace('/', '.')
+
+
+def key_name(target, key):
+    """The sysctl key as sysctl(8) and sysctl.d spell it."""
+    return 'net.ipv4.conf.%s.%s' % (target.replace('.', '/'), key)
+
+
+def conf_path(target, key, root=CONF_ROOT):
+    return os.path.join(root, device_dir(target), key)
+
+
+class Setting(NamedTuple):
+    target: str      # 'all', 'default' or a real interface name (eth0.100)
+    key: str
+    value: int
+
+
+def desired_settings(conf, root=CONF_ROOT):
+    """Validate the module's `conf` mapping against the host; returns [Setting].
+
+    Every interface must exist (have a conf directory), every key must exist
+    and be writable, every value must be an integer, and the keys multi-rail
+    routing depends on must hold a value the kernel gives a meaning to.
+    """
+    if not isinstance(conf, dict) or not conf:
+        raise InvalidArgument('conf: expected a mapping of interface (or all/default) to {key: value}, got %r'
+                              % (conf,))
+    settings = []
+    seen = {}
+    for target_text, keys in conf.items():
+        target = device_dir(str(target_text))
+        if target in seen:
+            raise InvalidArgument('conf: %s and %s name the same interface' % (seen[target], target_text))
+        seen[target] = target_text
+        obj = 'conf.%s' % target_text
+        if target not in TARGETS_NOT_DEVICES:
+            check_ifname('conf', 'interface', target)
+        if not os.path.isdir(os.path.join(root, target)):
+            raise InvalidArgument('%s: no interface %s in this network namespace (%s/%s does not exist)'
+                                  % (obj, target_text, root, target))
+        if not isinstance(keys, dict) or not keys:
+            raise InvalidArgument('%s: expected a mapping of key to value, got %r' % (obj, keys))
+        for key, raw in keys.items():
+            path = os.path.join(root, target, str(key))
+            if '/' in str(key) or not os.path.isfile(path):
+                raise InvalidArgument('%s: %s is not a key of net.ipv4.conf (no %s)' % (obj, key, path))
+            if not os.access(path, os.W_OK):
+                raise InvalidArgument('%s: %s is read-only' % (obj, key_name(target, key)))
+            value = parse_int(obj, key, raw)
+            if key in ALLOWED and value not in ALLOWED[key]:
+                raise InvalidArgument('%s: %s %r is not one of %s'
+                                      % (obj, key, raw, ', '.join(str(v) for v in ALLOWED[key])))
+            settings.append(Setting(target, str(key), value))
+    return settings
+
+
+def read_value(target, key, root=CONF_ROOT):
+    path = conf_path(target, key, root)
+    try:
+        with open(path) as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError) as exc:
+        raise InvalidArgument('cannot read %s (%s): %s' % (key_name(target, key), path, exc))
+
+
+def write_value(target, key, value, root=CONF_ROOT):
+    with open(conf_path(target, key, root), 'w') as handle:
+        handle.write('%d\n' % value)
+
+
+class SysctlChange(NamedTuple):
+    target: str
+    key: str
+    before: int
+    after: int
+
+
+def decide_sysctls(current, settings):
+    # type: (Dict[Tuple[str, str], int], list) -> Tuple[SysctlChange, ...]
+    """current {(target, key): value} + desired settings -> the writes needed."""
+    return tuple(SysctlChange(s.target, s.key, current[(s.target, s.key)], s.value)
+                 for s in settings if current[(s.target, s.key)] != s.value)
+
+
+def _combine_max(all_value, dev_value):
+    side = 'both' if all_value == dev_value else ('all' if all_value > dev_value else 'dev')
+    return max(all_value, dev_value), 'max', side
+
+
+def _combine_or(all_value, dev_value):
+    value = int(bool(all_value) or bool(dev_value))
+    if bool(all_value) == bool(dev_value):
+        return value, 'or', 'both'
+    return value, 'or', 'all' if all_value else 'dev'
+
+
+def _combine_and(all_value, dev_value):
+    value = int(bool(all_value) and bool(dev_value))
+    if bool(all_value) == bool(dev_value):
+        return value, 'and', 'both'
+    return value, 'and', 'dev' if all_value else 'all'
+
+
+def effective(key, all_value, dev_value, forwarding=0):
+    """(value, rule, decided_by) as the kernel computes it for one interface.
+
+    decided_by is 'all', 'dev' or 'both' (the two sides agree, so either one
+    alone would give the result). Keys the kernel reads from the interface
+    only report rule 'dev'.
+    """
+    if key in MAX_KEYS:
+        return _combine_max(all_value, dev_value)
+    if key in OR_KEYS:
+        return _combine_or(all_value, dev_value)
+    if key in AND_KEYS:
+        return _combine_and(all_value, dev_value)
+    if key == 'accept_redirects':
+        # IN_DEV_RX_REDIRECTS: a forwarding interface needs both sides, a host either.
+        return (_combine_and if forwarding else _combine_or)(all_value, dev_value)
+    return dev_value, 'dev', 'dev'
+
+
+def explain(settings, values):
+    """Effective value per interface for every key set on it or on `all`.
+
+    values: {(target, key): value} holding at least every (target, key) and
+    (all, key) pair needed. Returns {device: {key: {...}}}.
+    """
+    devices = sorted({s.target for s in settings if s.target not in TARGETS_NOT_DEVICES})
+    keys_on = {}
+    for s in settings:
+        keys_on.setdefault(s.target, set()).add(s.key)
+    result = {}
+    for device in devices:
+        keys = keys_on.get(device, set()) | keys_on.get('all', set())
+        entry = {}
+        for key in sorted(keys):
+            all_value = values[('all', key)]
+            dev_value = values[(device, key)]
+            value, rule, side = effective(key, all_value, dev_value,
+                                          values.get((device, 'forwarding'), 0))
+            entry[key] = {'value': value, 'all': all_value, 'dev': dev_value,
+                          'rule': rule, 'decided_by': side}
+        result[device] = entry
+    return result
+
+
+def needed_pairs(settings):
+    """Every (target, key) whose value the module must read."""
+    pairs = set((s.target, s.key) for s in settings)
+    devices = {s.target for s in settings if s.target not in TARGETS_NOT_DEVICES}
+    keys = {s.key for s in settings}
+    for device in devices:
+        for key in keys:
+            pairs.add((device, key))
+            pairs.add(('all', key))
+        if 'accept_redirects' in keys:
+            pairs.add((device, 'forwarding'))
+    return sorted(pairs)
