@@ -28,6 +28,24 @@ class InvalidArgument(ValueError):
     """Operator input that cannot be applied; nothing has been changed."""
 
 
+def mappings(name, value):
+    """Yield (index, label, item) for a list of mappings, refusing anything else."""
+    if not isinstance(value, list):
+        raise InvalidArgument('%s: expected a list, got %r' % (name, value))
+    for index, item in enumerate(value):
+        label = '%s[%d]' % (name, index)
+        if not isinstance(item, dict):
+            raise InvalidArgument('%s: expected a mapping, got %r' % (label, item))
+        yield index, label, item
+
+
+def required(obj, spec, field):
+    value = spec.get(field)
+    if value is None:
+        raise InvalidArgument('%s: %s is required' % (obj, field))
+    return value
+
+
 def check_u32(obj, field, value, minimum=0):
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument('%s: %s %r is not an integer' % (obj, field, value))

@@ -20,9 +20,11 @@ from ansible_collections.roce.multirail.plugins.module_utils.common import (
     check_table,
     check_u32,
     host_form,
+    mappings,
     parse_address,
     parse_int,
     parse_prefix,
+    required,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.rules import PROTO_NAMES, PROTO_STATIC
 
@@ -173,18 +175,10 @@ class TableSpec(NamedTuple):
 
 def desired_tables(specs, state='present'):
     """Parse the module's `tables` list; raises InvalidArgument on bad input."""
-    if not isinstance(specs, list):
-        raise InvalidArgument('tables: expected a list, got %r' % (specs,))
     tables = []
     seen_tables = {}
-    for t_index, spec in enumerate(specs):
-        obj = 'tables[%d]' % t_index
-        if not isinstance(spec, dict):
-            raise InvalidArgument('%s: expected a mapping, got %r' % (obj, spec))
-        table = spec.get('table')
-        if table is None:
-            raise InvalidArgument('%s: table is required' % obj)
-        check_table(obj, table)
+    for t_index, obj, spec in mappings('tables', specs):
+        table = check_table(obj, required(obj, spec, 'table'))
         if table in seen_tables:
             raise InvalidArgument('%s: table %d is already listed as tables[%d]'
                                   % (obj, table, seen_tables[table]))
@@ -192,16 +186,11 @@ def desired_tables(specs, state='present'):
         routes = []
         matches = []
         keys = {}
-        route_specs = spec.get('routes') or []
-        if not isinstance(route_specs, list):
-            raise InvalidArgument('%s: routes must be a list, got %r' % (obj, route_specs))
-        for r_index, rspec in enumerate(route_specs):
+        for r_index, _label, rspec in mappings('table %d routes' % table, spec.get('routes') or []):
             robj = 'table %d route %d' % (table, r_index)
-            if not isinstance(rspec, dict):
-                raise InvalidArgument('%s: expected a mapping, got %r' % (robj, rspec))
-            if rspec.get('dst') in (None, ''):
+            if rspec.get('dst') == '':
                 raise InvalidArgument('%s: dst is required' % robj)
-            dst = parse_prefix(robj, 'dst', rspec['dst'])
+            dst = parse_prefix(robj, 'dst', required(robj, rspec, 'dst'))
             if dst.version != 4:
                 raise InvalidArgument('%s: dst %s is IPv6; rail_table manages IPv4 routes only'
                                       % (robj, rspec['dst']))

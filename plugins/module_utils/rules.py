@@ -21,8 +21,10 @@ from ansible_collections.roce.multirail.plugins.module_utils.common import (
     check_u32,
     hex_c,
     host_form,
+    mappings,
     parse_int,
     parse_prefix,
+    required,
 )
 
 # rtnetlink protocol numbers (include/uapi/linux/rtnetlink.h).
@@ -187,16 +189,8 @@ def desired_rules(specs, state='present'):
     """
     rules = []
     seen = {}
-    if not isinstance(specs, list):
-        raise InvalidArgument('rules: expected a list, got %r' % (specs,))
-    for index, spec in enumerate(specs):
-        obj = 'rules[%d]' % index
-        if not isinstance(spec, dict):
-            raise InvalidArgument('%s: expected a mapping, got %r' % (obj, spec))
-        priority = spec.get('priority')
-        if priority is None:
-            raise InvalidArgument('%s: priority is required' % obj)
-        check_priority(obj, priority)
+    for index, obj, spec in mappings('rules', specs):
+        priority = check_priority(obj, required(obj, spec, 'priority'))
         obj = 'rules[%d] (priority %d)' % (index, priority)
         family_text = spec.get('family')
         if family_text is not None and family_text not in ('ipv4', 'ipv6'):
@@ -213,10 +207,7 @@ def desired_rules(specs, state='present'):
                 raise InvalidArgument('%s: %s %s is IPv%d but the rule is IPv%d'
                                       % (obj, field, net, net.version, family))
         family = family or 4
-        table = spec.get('table')
-        if table is None:
-            raise InvalidArgument('%s: table is required' % obj)
-        check_table(obj, table)
+        table = check_table(obj, required(obj, spec, 'table'))
         fwmark, fwmask = (0, 0)
         if spec.get('fwmark') not in (None, ''):
             fwmark, fwmask = parse_fwmark(obj, spec['fwmark'])
