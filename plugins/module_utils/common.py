@@ -21,7 +21,7 @@ RESERVED_PRIORITIES = {0: 'local', 32766: 'main', 32767: 'default'}
 # Stricter than the kernel's dev_valid_name() (1..15 bytes, not "." or "..",
 # no "/", ":" or space): interface names also end up in keyfile names, sysctl
 # keys and reports, so only letters, digits, ".", "-" and "_" are accepted.
-_IFNAME = re.compile(r'^[A-Za-z0-9_.-]{1,15}$')
+_IFNAME = re.compile(r'[A-Za-z0-9_.-]{1,15}')
 
 
 class InvalidArgument(ValueError):
@@ -75,9 +75,9 @@ def check_priority(obj, value, field='priority'):
 def check_ifname(obj, field, value):
     if not isinstance(value, str) or not value:
         raise InvalidArgument('%s: %s %r is not an interface name' % (obj, field, value))
-    if value in ('.', '..') or not _IFNAME.match(value):
+    if value in ('.', '..', 'all', 'default') or not _IFNAME.fullmatch(value):
         raise InvalidArgument(
-            '%s: %s %r is not a valid interface name (1-15 letters, digits, ".", "-" or "_")'
+            '%s: %s %r is not a valid interface name (1-15 letters, digits, ".", "-" or "_"; not all or default)'
             % (obj, field, value))
     return value
 

@@ -403,5 +403,33 @@ def plan_rule_ops(current, add, remove):
     return ops, state
 
 
+def foreign_conflicts(current, desired, priority_range=None):
+    """Rules on the host that a call with exclusive=true must not run over.
+
+    A rule sitting on a priority the call uses but not created with proto
+    static (so not by this collection nor NetworkManager), and a rule outside
+    the managed priorities that looks up a table the call uses. Returns
+    messages, empty when there is nothing in the way.
+    """
+    priorities = {rule.priority for rule in desired}
+    tables = {rule.table for rule in desired}
+
+    def managed(priority):
+        if priority_range:
+            return priority_range[0] <= priority <= priority_range[1]
+        return priority in priorities
+
+    problems = []
+    for rule in current:
+        if rule.priority in priorities and rule.proto != PROTO_STATIC and rule not in desired:
+            problems.append('rule "%s" sits on priority %d, which this call manages, and was not created by '
+                            'it (proto %s); move or remove it first'
+                            % (rule.render(), rule.priority, PROTO_NAMES.get(rule.proto, rule.proto)))
+        elif not managed(rule.priority) and rule.action == 'lookup' and rule.table in tables:
+            problems.append('table %d is already looked up by rule "%s", which this call does not manage; '
+                            'choose another table' % (rule.table, rule.render()))
+    return problems
+
+
 def render_rules(rules):
     return ''.join(rule.render() + '\n' for rule in rules)

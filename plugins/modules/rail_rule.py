@@ -76,9 +76,16 @@ options:
         removed. Rules outside the range are never touched.
     type: bool
     default: false
+  exclusive:
+    description:
+      - With V(true), fail before any change when a rule this call did not create sits on a priority a
+        listed rule uses (its protocol is not C(static)), or when a rule outside the managed priorities
+        (O(priority_range), else the listed priorities) looks up a table a listed rule uses.
+    type: bool
+    default: false
   priority_range:
     description:
-      - The priorities this call owns, for O(purge). Must not contain 32766 or 32767.
+      - The priorities this call owns, for O(purge) and O(exclusive). Must not contain 32766 or 32767.
     type: dict
     suboptions:
       start:
@@ -174,6 +181,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.rules import (
     check_priority_range,
     decide_rules,
     desired_rules,
+    foreign_conflicts,
     render_rules,
 )
 
@@ -192,6 +200,7 @@ def main():
             )),
             state=dict(type='str', default='present', choices=['present', 'absent']),
             purge=dict(type='bool', default=False),
+            exclusive=dict(type='bool', default=False),
             priority_range=dict(type='dict', options=dict(
                 start=dict(type='int', required=True),
                 end=dict(type='int', required=True),
@@ -208,7 +217,7 @@ def main():
             raise InvalidArgument('purge: only works with state=present')
         desired = desired_rules(module.params['rules'], state)
         priority_range = None
-        if module.params['purge']:
+        if module.params['priority_range']:
             priority_range = check_priority_range(module.params['priority_range'])
     except InvalidArgument as exc:
         module.fail_json(msg=str(exc))
@@ -216,7 +225,11 @@ def main():
     with connect() as ipr:
         current, raw = dump_rules(ipr)
         try:
-            changes = decide_rules(current, desired, state, priority_range)
+            if module.params['exclusive'] and state == 'present':
+                problems = foreign_conflicts(current, desired, priority_range)
+                if problems:
+                    raise InvalidArgument('; '.join(problems))
+            changes = decide_rules(current, desired, state, priority_range if module.params['purge'] else None)
             check_exact(changes.remove, 'rule')
         except InvalidArgument as exc:
             module.fail_json(msg=str(exc))
