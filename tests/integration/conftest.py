@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from lab import Namespace, cleanup_stale
+from nslab import Namespace, cleanup_stale
 
 
 def pytest_configure(config):

@@ -22,7 +22,7 @@ PREFIX = 'rl%d' % os.getpid()
 
 
 def _load_lab():
-    # By path: inside pytest the name `lab` is tests/integration/lab.py, not the tests/lab package.
+    # By path, so the tests run the very file the CLI, the demo and molecule run.
     if 'roce_lab' not in sys.modules:
         spec = importlib.util.spec_from_file_location('roce_lab', LAB_PY)
         module = importlib.util.module_from_spec(spec)

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from collection_path import COLLECTIONS, REPO
-from lab import Namespace, sh
+from nslab import Namespace, sh
 
 BIN = os.path.join(REPO, '.venv', 'bin')
 VENV_PYTHON = os.path.join(BIN, 'python')

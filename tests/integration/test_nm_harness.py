@@ -295,8 +295,15 @@ def nm_processes(lab):
     return [nm._display(p).split()[0] for p in nm.tree_pids(lab.host)]
 
 
+def untouched_state(lab):
+    """Everything NetworkManager could change on devices it was not handed."""
+    return (lab.ip('-d', 'link', 'show') + lab.ip('addr') + lab.ip('rule') + lab.ip('route', 'show', 'table', 'all')
+            + sh('ip', 'netns', 'exec', lab.host, 'sysctl', 'net.ipv4.conf', 'net.ipv6.conf'))
+
+
 def test_start_stop_leaves_no_processes(lab):
     mounts = sh('cat', '/proc/self/mountinfo')
+    before = untouched_state(lab)
     lab.start()
     root = nm.pid(lab.host)
     assert sorted(nm_processes(lab)) == ['NetworkManager', 'dbus-daemon', 'sh']
@@ -308,6 +315,8 @@ def test_start_stop_leaves_no_processes(lab):
     assert sh('cat', '/proc/self/mountinfo') == mounts
     with pytest.raises(nm.NMError, match='already runs'):
         nm.start(lab.host)
+    time.sleep(0.5)
+    assert untouched_state(lab) == before, 'NetworkManager changed devices nobody handed it'
     nm.stop(lab.host)
     assert nm.pid(lab.host) is None and nm.tree_pids(lab.host) == []
     assert not os.path.exists('/proc/%d' % root), 'tree root left as a zombie'
@@ -393,7 +402,7 @@ def test_routes_without_metric_get_the_device_metric(lab):
     assert lab.table(102) == ['default via 10.0.2.1 dev ib1 proto static metric 101']
 
 
-@pytest.mark.parametrize('before', ['profile-active', 'externally-configured'])
+@pytest.mark.parametrize('before', ['profile-active', 'externally-configured', 'before-managed'])
 def test_identical_live_state_is_left_identical(lab, before):
     """(a) Rules and routes the live apply made (proto static, same metric): no duplicates, no change."""
     if before == 'profile-active':
@@ -402,10 +411,15 @@ def test_identical_live_state_is_left_identical(lab, before):
         lab.start('ib0')
         nm.up(lab.host, 'rail-ib0')
         lab.hand(address=False)
-    else:
+    elif before == 'externally-configured':
         # Everything (address too) configured by hand on a managed device without profile.
         lab.start('ib0')
         lab.hand()
+    else:
+        # Everything configured by hand before NetworkManager gets the device.
+        lab.start()
+        lab.hand()
+        nm.manage(lab.host, 'ib0')
     time.sleep(0.3)
     live = lab.dump()
     lab.keyfile(rail_keyfile())
@@ -416,6 +430,9 @@ def test_identical_live_state_is_left_identical(lab, before):
     assert lab.table(101) == TABLE_101
     if before == 'profile-active':
         assert after == live
+    elif before == 'before-managed':
+        # The address is left as it was; NM adds its prefix route next to the kernel's.
+        assert sorted(after.splitlines()) == sorted(live.splitlines() + MAIN)
     else:
         # Only the address changes: NM re-adds it with noprefixroute and puts its own prefix route
         # (metric 100) in place of the kernel's (metric 0).

@@ -10,8 +10,10 @@ stops waiting for udev; without it every device stays unmanaged), starts a priva
 bus (no service activation: no ModemManager, polkit, hostnamed or dispatcher get started) and
 then ``NetworkManager --no-daemon`` with a private configuration:
 
-- plugins=keyfile, no-auto-default=* (no "Wired connection 1"), unmanaged-devices=* (NetworkManager
-  touches only the devices ``manage()`` hands it), dns=none and rc-manager=unmanaged (it never
+- plugins=keyfile, no-auto-default=* (no "Wired connection 1"), a [device] section with
+  match-device=* and managed=0 (NetworkManager touches only the devices ``manage()`` hands it with
+  ``nmcli device set DEV managed yes``; keyfile.unmanaged-devices=* would not let that override
+  it, and without either NetworkManager takes every device and sets it up), dns=none and rc-manager=unmanaged (it never
   writes resolv.conf), hostname-mode=none (it never sets the machine's hostname), connectivity
   checking off (no traffic to the outside), auth-polkit=false.
 - keyfiles come from /etc/NetworkManager/system-connections as seen under ``ip netns exec H``,
@@ -233,10 +235,9 @@ def tree_pids(host):
     rec = _recorded(host)
     if rec is None:
         return []
-    _, mnt, net = rec
     found = []
     for entry in os.listdir('/proc'):
-        if entry.isdigit() and _ns_ids(int(entry)) == (mnt, net) and _alive(int(entry)):
+        if entry.isdigit() and _ns_ids(int(entry)) == rec[1:] and _alive(int(entry)):
             found.append(int(entry))
     return sorted(found)
 
@@ -259,15 +260,14 @@ def _tail(host, lines=60):
     return '\n'.join(text[-lines:])
 
 
-def _run(argv, timeout, check=True, stdin=None):
+def _run(argv, timeout, check=True):
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
-                              stdin=stdin)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise NMError('%s timed out after %ss' % (' '.join(argv), timeout)) from exc
     if check and proc.returncode != 0:
-        raise NMError('%s failed (rc %d): %s' % (' '.join(argv), proc.returncode,
-                                                  (proc.stderr or proc.stdout).strip()))
+        reason = (proc.stderr or proc.stdout).strip()
+        raise NMError('%s failed (rc %d): %s' % (' '.join(argv), proc.returncode, reason))
     return proc
 
 
