@@ -6,7 +6,6 @@ its replies are dropped), and a host fixed by hand with plain `ip rule`,
 every test built on the lab would prove nothing.
 """
 
-import importlib.util
 import json
 import os
 import shutil
@@ -16,22 +15,10 @@ import sys
 import pytest
 
 from collection_path import REPO
+from lab import roce_lab
 
 LAB_PY = os.path.join(REPO, 'tests', 'lab', 'roce_lab.py')
 PREFIX = 'rl%d' % os.getpid()
-
-
-def _load_lab():
-    # By path, so the tests run the very file the CLI, the demo and molecule run.
-    if 'roce_lab' not in sys.modules:
-        spec = importlib.util.spec_from_file_location('roce_lab', LAB_PY)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules['roce_lab'] = module
-        spec.loader.exec_module(module)
-    return sys.modules['roce_lab']
-
-
-roce_lab = _load_lab()
 
 
 def sh(*argv, check=True):

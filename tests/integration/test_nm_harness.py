@@ -7,7 +7,6 @@ when a test fails. The facts pinned here are written up in docs/networkmanager-k
 No traffic is sent.
 """
 
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -16,12 +15,9 @@ import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-NM_PY = os.path.join(os.path.dirname(HERE), 'lab', 'nm.py')
-# tests/integration/lab.py owns the name `lab` on this path, so load the harness by file.
-_spec = importlib.util.spec_from_file_location('lab_nm', NM_PY)
-nm = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nm)
+from lab import nm
+
+NM_PY = nm.__file__
 
 PREFIX = 'rmnm%d' % os.getpid()
 _counter = itertools.count()
@@ -438,6 +434,20 @@ def test_identical_live_state_is_left_identical(lab, before):
         # (metric 100) in place of the kernel's (metric 0).
         assert after == live.replace('inet 10.0.1.14/24 scope global ib0', ADDRESS).replace(
             '10.0.1.0/24 dev ib0 proto kernel scope link src 10.0.1.14\n', MAIN[0] + '\n')
+
+
+def test_live_rule_without_proto_static_gets_a_duplicate(lab):
+    """Only `proto static` live rules match NM's; live routes without it are replaced in place."""
+    lab.start('ib0')
+    lab.ip('addr', 'add', '10.0.1.14/24', 'dev', 'ib0')
+    lab.ip('link', 'set', 'ib0', 'up')
+    lab.ip('route', 'add', 'default', 'via', '10.0.1.1', 'dev', 'ib0', 'table', '101', 'metric', '100')
+    lab.ip('rule', 'add', 'priority', '1001', 'from', '10.0.1.14', 'table', '101')
+    lab.keyfile(rail_keyfile())
+    nm.reload(lab.host)
+    nm.up(lab.host, 'rail-ib0')
+    assert lab.rules() == RULES[:1] + ['1001:\tfrom 10.0.1.14 lookup 101'] + RULES[1:]
+    assert lab.table(101) == TABLE_101
 
 
 def test_live_routes_with_another_metric_are_replaced_on_up(lab):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make demo`: a broken multi-rail host, the fix, and the proof, in a few screens.
 
 Builds a namespace lab host with four rails in the state of a freshly
@@ -70,11 +69,15 @@ def run_site(description, workdir):
     return subprocess.run(command, env=env, cwd=workdir, check=False).returncode
 
 
+def interrupted(_signum, _frame):
+    raise KeyboardInterrupt()
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit('make demo needs root (it builds network namespaces)')
     # A terminal's Ctrl-C raises KeyboardInterrupt; make SIGTERM do the same so cleanup runs.
-    signal.signal(signal.SIGTERM, lambda *_args: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, interrupted)
     roce_lab.destroy_host(HOST)
     ok = False
     try:
@@ -82,8 +85,7 @@ def main():
             banner('Building a lab host with %d rails, as a freshly installed machine has them' % RAILS)
             description = roce_lab.create_host(HOST, 'textbook', RAILS)
             for rail in description['rails']:
-                print('  %s  %s  gateway %s (leaf %s)' % (rail['device'], rail['address'], rail['gateway'],
-                                                        rail['leaf']))
+                print('  %(device)s  %(address)s  gateway %(gateway)s (leaf %(leaf)s)' % rail)
             print('  main table: %s' % roce_lab.ip(HOST, 'route', 'show', 'default').strip())
 
             banner('The problem: every rail\'s traffic leaves through ib0')

@@ -25,9 +25,12 @@ zombies are left on machines whose PID 1 does not reap orphans. ``nmcli(H, ...)`
 ``nsenter -t PID -m -n`` in that NetworkManager's mount and network namespaces, so it reaches that
 instance's D-Bus. Its state (pid, log, private /var/lib/NetworkManager) is in /run/roce-lab-nm/H/.
 
-Stdlib only; importable (``lab.nm`` or by path) and a CLI:
+Stdlib only (python >= 3.9). Import it as ``from lab import nm`` (pytest.ini puts tests/ on the
+path) or by file path. It is also a CLI (start creates /etc/netns/HOST/NetworkManager if
+missing and hands the devices after HOST to NetworkManager):
 
-    python tests/lab/nm.py start|stop|status|log HOST
+    python tests/lab/nm.py start HOST [DEVICE...]
+    python tests/lab/nm.py stop|status|log HOST
     python tests/lab/nm.py nmcli HOST ARGS...
 """
 
@@ -609,7 +612,7 @@ def offline_check(path, strict=True, timeout=30):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = 'usage: nm.py start|stop|status|log HOST | nm.py nmcli HOST ARGS...'
+    usage = 'usage: nm.py start HOST [DEVICE...] | nm.py stop|status|log HOST | nm.py nmcli HOST ARGS...'
     if len(argv) < 2 or argv[0] not in ('start', 'stop', 'status', 'log', 'nmcli'):
         print(usage, file=sys.stderr)
         return 2
