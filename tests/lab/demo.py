@@ -76,8 +76,10 @@ def interrupted(_signum, _frame):
 def main():
     if os.geteuid() != 0:
         sys.exit('make demo needs root (it builds network namespaces)')
-    # A terminal's Ctrl-C raises KeyboardInterrupt; make SIGTERM do the same so cleanup runs.
-    signal.signal(signal.SIGTERM, interrupted)
+    # Ctrl-C and SIGTERM both end in the cleanup below, however the demo was started
+    # (a background job inherits SIGINT ignored).
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, interrupted)
     roce_lab.destroy_host(HOST)
     ok = False
     try:
