@@ -1,0 +1,356 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) roce.multirail contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: rail_audit
+short_description: Explain what is wrong with a multi-rail host, without changing anything
+version_added: 1.0.0
+description:
+  - Reads the host's rails (addresses, link state, MTU), policy rules, rail tables, the kernel's own
+    answer to C(ip route get) from every rail address, the effective ARP and reverse-path sysctls,
+    the sysctl.d files that will apply at boot, systemd-networkd's hold on the rails and the kernel's
+    reverse-path drop counter, and returns per-rail facts and a list of findings, each with what is
+    wrong, why it matters and how to fix it.
+  - Read-only; never changes the host. Route lookups send no traffic.
+  - "Checks: C(rule) (a rule per rail address), C(rule_order) (before main, not shadowed), C(table)
+    (not empty, only the rail's NIC, a gateway route to the fabric), C(gateway) (in the rail's subnet,
+    answering ARP), C(route_get) (the kernel really sends the rail's traffic out of its NIC), C(arp)
+    (ARP flux), C(rp_filter) (strict filtering, also when it comes from C(all)), C(accept_local),
+    C(duplicate) (addresses, tables), C(link) (down, no carrier), C(mtu) (differs across rails),
+    C(sysctl_files) (a later sysctl.d file overriding a key, strict rp_filter at boot), C(networkd)
+    (systemd-networkd deleting foreign rules on a rail), C(martians) (reverse-path drops rising)."
+author:
+  - roce.multirail maintainers (!UNKNOWN)
+options:
+  devices:
+    description:
+      - The rail NICs. When omitted, rails are discovered, in interface order, as the NICs that carry a
+        source rule, the RDMA netdevs under C(/sys/class/infiniband/*/device/net), and the NICs whose
+        name matches O(pattern).
+    type: list
+    elements: str
+  pattern:
+    description: Regular expression for discovering rails by interface name.
+    type: str
+    default: '^(ib|roce)[0-9]'
+  plan:
+    description:
+      - The plan the source_routing role computed (P(roce.multirail.source_routing_plan#filter)); rails are
+        then the plan's devices and each rail's rule must have the planned priority and table.
+    type: dict
+  target:
+    description:
+      - Address looked up with C(ip route get TARGET from <rail address>). Default, per rail, an address
+        inside the widest gateway route of the rail's table (a documentation address, 198.51.100.1, for
+        a default route). Only looked up, never sent to.
+    type: str
+  martian_interval:
+    description: Seconds between two readings of the reverse-path drop counter; 0 skips the check.
+    type: float
+    default: 1.0
+attributes:
+  check_mode:
+    description: The module never changes anything.
+    support: full
+  diff_mode:
+    description: Nothing to show; the module changes nothing.
+    support: none
+  platform:
+    description: Linux, in the network namespace the module runs in.
+    support: full
+    platforms: posix
+requirements:
+  - pyroute2 >= 0.9 on the managed host
+seealso:
+  - module: roce.multirail.rail_rule
+  - module: roce.multirail.rail_table
+  - module: roce.multirail.rail_sysctl
+'''
+
+EXAMPLES = r'''
+- name: Audit the rails named in the inventory
+  roce.multirail.rail_audit:
+    devices: "{{ source_routing_rails | map(attribute='device') }}"
+  register: audit
+
+- name: Audit whatever looks like a rail
+  roce.multirail.rail_audit:
+    martian_interval: 0
+'''
+
+RETURN = r'''
+rails:
+  description: Per rail, in order.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - device: ib1
+      addresses: [10.0.2.14/24]
+      state: up
+      carrier: true
+      mtu: 4200
+      table: 102
+      rules: [{priority: 1002, from: 10.0.2.14/32, table: 102, text: "1002:\tfrom 10.0.2.14 lookup 102 proto static"}]
+      routes: ["default via 10.0.2.1 dev ib1 proto static metric 100"]
+      route_get: [{source: 10.0.2.14, target: 198.51.100.1, dev: ib1, table: 102, ok: true}]
+      sysctls: {rp_filter: {value: 2, all: 2, dev: 2, rule: max, decided_by: both}}
+findings:
+  description: What is wrong, most severe first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - check: rp_filter
+      device: ib1
+      severity: error
+      message: "strict reverse-path filtering drops replies that arrive on ib1 but would be routed out another
+        NIC (rp_filter 1 (from net.ipv4.conf.all, which wins over ib1))"
+      hint: "sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.ib1.rp_filter=2"
+checks:
+  description: Every check that ran, in report order.
+  returned: always
+  type: list
+  elements: str
+  sample: [rule, rule_order, table, gateway, route_get, arp, rp_filter, accept_local, duplicate, link, mtu,
+           sysctl_files, networkd, martians]
+summary:
+  description: C(status) (ok, warning or error) and the number of errors, warnings, infos and rails.
+  returned: always
+  type: dict
+  sample: {status: error, errors: 3, warnings: 1, infos: 0, rails: 4}
+devices:
+  description: The rails audited.
+  returned: always
+  type: list
+  elements: str
+  sample: [ib0, ib1, ib2, ib3]
+discovered:
+  description: Whether the rails were discovered (no O(devices) and no O(plan) given).
+  returned: always
+  type: bool
+  sample: false
+'''
+
+import glob
+import os
+import re
+import socket
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.roce.multirail.plugins.module_utils.audit import (
+    CHECKS,
+    SYSCTL_KEYS,
+    LinkState,
+    RouteAnswer,
+    Snapshot,
+    audit,
+    discover,
+    source_rules,
+    target_for,
+)
+from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
+    HAS_PYROUTE2,
+    PYROUTE2_IMPORT_ERROR,
+    NetlinkError,
+    connect,
+    dump_routes,
+    dump_rules,
+)
+
+SYSCTL_DIRS = ('/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d')
+RTM_F_LOOKUP_TABLE = 0x1000
+NUD_STATES = {0x01: 'INCOMPLETE', 0x02: 'REACHABLE', 0x04: 'STALE', 0x08: 'DELAY', 0x10: 'PROBE',
+              0x20: 'FAILED', 0x40: 'NOARP', 0x80: 'PERMANENT'}
+
+
+def read_links(ipr):
+    links = {}
+    addresses = {}
+    for msg in ipr.get_addr(family=socket.AF_INET):
+        local = msg.get_attr('IFA_LOCAL') or msg.get_attr('IFA_ADDRESS')
+        addresses.setdefault(msg['index'], []).append('%s/%d' % (local, msg['prefixlen']))
+    for msg in ipr.get_links():
+        name = msg.get_attr('IFLA_IFNAME')
+        links[name] = LinkState(name=name, index=msg['index'], up=bool(msg['flags'] & 0x1),
+                                carrier=bool(msg.get_attr('IFLA_CARRIER')), mtu=msg.get_attr('IFLA_MTU') or 0,
+                                addresses=tuple(addresses.get(msg['index'], ())))
+    return links
+
+
+def route_get(ipr, links, source, target):
+    names = dict((link.index, name) for name, link in links.items())
+    try:
+        # RTM_F_LOOKUP_TABLE, as `ip route get` sets it: report the table that matched, not main.
+        answer = ipr.route('get', dst=target, src=source, flags=RTM_F_LOOKUP_TABLE)[0]
+    except NetlinkError as exc:
+        return RouteAnswer(error=str(exc))
+    return RouteAnswer(dev=names.get(answer.get_attr('RTA_OIF'), ''), table=answer.get_attr('RTA_TABLE') or 0,
+                       gateway=answer.get_attr('RTA_GATEWAY') or '')
+
+
+def read_neighbours(ipr, links):
+    names = dict((link.index, name) for name, link in links.items())
+    found = {}
+    for msg in ipr.get_neighbours(family=socket.AF_INET):
+        found[(names.get(msg['ifindex'], ''), msg.get_attr('NDA_DST'))] = NUD_STATES.get(msg['state'], 'NONE')
+    return found
+
+
+def read_int(path):
+    try:
+        with open(path) as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def read_conf(devices):
+    conf = {}
+    for target in ['all'] + list(devices):
+        for key in SYSCTL_KEYS:
+            value = read_int('/proc/sys/net/ipv4/conf/%s/%s' % (target, key))
+            if value is not None:
+                conf[(target, key)] = value
+    return conf
+
+
+def parse_sysctl_file(path):
+    entries = []
+    try:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return entries
+    for line in lines:
+        line = line.strip()
+        if not line or line[0] in '#;' or '=' not in line:
+            continue
+        key, value = line.split('=', 1)
+        entries.append((key.strip().lstrip('-'), value.strip()))
+    return entries
+
+
+def read_sysctl_files():
+    """The files systemd-sysctl reads, in order: by name, the first directory holding a name wins."""
+    chosen = {}
+    for directory in SYSCTL_DIRS:
+        for path in glob.glob(os.path.join(directory, '*.conf')):
+            chosen.setdefault(os.path.basename(path), path)
+    ordered = [chosen[name] for name in sorted(chosen)]
+    if os.path.exists('/etc/sysctl.conf') and all(os.path.realpath(p) != os.path.realpath('/etc/sysctl.conf')
+                                                   for p in ordered):
+        ordered.append('/etc/sysctl.conf')
+    return [(path, parse_sysctl_file(path)) for path in ordered]
+
+
+def read_networkd(links):
+    managed = []
+    for name, link in links.items():
+        try:
+            with open('/run/systemd/netif/links/%d' % link.index) as handle:
+                state = handle.read()
+        except OSError:
+            continue
+        if re.search(r'^ADMIN_STATE=(configured|configuring)$', state, re.M) or \
+                re.search(r'^NETWORK_FILE=\S', state, re.M):
+            managed.append(name)
+    manage = True
+    for path in ['/etc/systemd/networkd.conf'] + sorted(glob.glob('/etc/systemd/networkd.conf.d/*.conf')):
+        for key, value in parse_sysctl_file(path):
+            if key == 'ManageForeignRoutingPolicyRules':
+                manage = value.lower() not in ('no', 'false', '0', 'off')
+    return {'managed': managed, 'manage_foreign_rules': manage}
+
+
+def read_rp_drops():
+    """IPReversePathFilter of /proc/net/netstat: packets this namespace dropped by reverse-path filtering."""
+    try:
+        with open('/proc/net/netstat') as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2]):
+        fields = dict(zip(names.split()[1:], values.split()[1:]))
+        if 'IPReversePathFilter' in fields:
+            return int(fields['IPReversePathFilter'])
+    return None
+
+
+def rdma_netdevs():
+    return set(os.path.basename(path) for path in glob.glob('/sys/class/infiniband/*/device/net/*'))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            devices=dict(type='list', elements='str'),
+            pattern=dict(type='str', default='^(ib|roce)[0-9]'),
+            plan=dict(type='dict'),
+            target=dict(type='str'),
+            martian_interval=dict(type='float', default=1.0),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    try:
+        pattern = re.compile(module.params['pattern'])
+    except re.error as exc:
+        module.fail_json(msg='pattern: %r is not a regular expression: %s' % (module.params['pattern'], exc))
+    interval = module.params['martian_interval']
+    if interval < 0 or interval > 60:
+        module.fail_json(msg='martian_interval: %s is not between 0 and 60 seconds' % interval)
+    before = read_rp_drops() if interval else None
+    started = time.time()
+
+    with connect() as ipr:
+        links = read_links(ipr)
+        rules, _raw_rules = dump_rules(ipr)
+        routes, _raw_routes = dump_routes(ipr, links)
+        partial = Snapshot(links=links, rules=rules, routes=routes, route_get={}, neighbours={}, conf={},
+                           sysctl_files=[], networkd={})
+        plan = module.params['plan']
+        devices = module.params['devices']
+        if plan:
+            devices = [rail['device'] for rail in plan.get('rails', [])]
+        discovered = devices is None
+        if discovered:
+            devices = discover(partial, pattern.search, rdma_netdevs())
+        answers = {}
+        targets = {}
+        for device in devices:
+            link = links.get(device)
+            if link is None:
+                continue
+            tables = set(r.table for address in link.addresses
+                         for r in source_rules(rules, address.split('/')[0]) if r.table not in (253, 254, 255))
+            target = module.params['target'] or target_for([r for r in routes if r.table in tables])
+            targets[device] = target
+            for address in link.addresses:
+                ip = address.split('/')[0]
+                answers[(ip, target)] = route_get(ipr, links, ip, target)
+        neighbours = read_neighbours(ipr, links)
+
+    if interval:
+        time.sleep(max(0.0, interval - (time.time() - started)))
+    after = read_rp_drops() if interval else None
+    martians = None
+    if before is not None and after is not None:
+        martians = {'before': before, 'after': after, 'interval': interval}
+    snapshot = partial._replace(route_get=answers, neighbours=neighbours, conf=read_conf(devices),
+                                sysctl_files=read_sysctl_files(), networkd=read_networkd(links), martians=martians)
+    rails, findings, summary = audit(snapshot, devices, plan=plan, targets=targets)
+    module.exit_json(changed=False, rails=rails, findings=findings, checks=list(CHECKS), summary=summary,
+                     devices=list(devices), discovered=discovered)
+
+
+if __name__ == '__main__':
+    main()
