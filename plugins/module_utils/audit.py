@@ -158,7 +158,7 @@ def audit(snapshot, devices, plan=None, targets=None):
         rail['sysctls'] = _check_sysctls(add, snapshot, device)
 
     _check_duplicates(add, addresses_seen, tables_by_device)
-    _check_mtu(add, [r for r in rails])
+    _check_mtu(add, rails)
     _check_sysctl_files(add, snapshot, [r['device'] for r in rails])
     _check_networkd(add, snapshot, [r['device'] for r in rails])
     _check_martians(add, snapshot)

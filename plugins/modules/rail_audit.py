@@ -330,8 +330,8 @@ def main():
             link = links.get(device)
             if link is None:
                 continue
-            tables = set(r.table for address in link.addresses
-                         for r in source_rules(rules, address.split('/')[0]) if r.table not in (253, 254, 255))
+            ips = [address.split('/')[0] for address in link.addresses]
+            tables = set(r.table for ip in ips for r in source_rules(rules, ip) if r.table not in (253, 254, 255))
             target = module.params['target'] or target_for([r for r in routes if r.table in tables])
             targets[device] = target
             for address in link.addresses:
