@@ -245,8 +245,8 @@ def read_sysctl_files():
         for path in glob.glob(os.path.join(directory, '*.conf')):
             chosen.setdefault(os.path.basename(path), path)
     ordered = [chosen[name] for name in sorted(chosen)]
-    if os.path.exists('/etc/sysctl.conf') and all(os.path.realpath(p) != os.path.realpath('/etc/sysctl.conf')
-                                                   for p in ordered):
+    linked = set(os.path.realpath(path) for path in ordered)
+    if os.path.exists('/etc/sysctl.conf') and os.path.realpath('/etc/sysctl.conf') not in linked:
         ordered.append('/etc/sysctl.conf')
     return [(path, parse_sysctl_file(path)) for path in ordered]
 
