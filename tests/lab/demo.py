@@ -8,6 +8,7 @@ carries its own traffic, shows the effective sysctls, and deletes the lab,
 also when interrupted. Re-runnable: a leftover lab host is removed first.
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -48,6 +49,27 @@ def show_sysctls(description):
     print('  wanted: arp_ignore 1, arp_announce 2, rp_filter 2 (loose), accept_local 1')
 
 
+def show_audit(devices):
+    """rail_audit run inside the lab host, as Ansible runs it; its findings, most severe first."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, '.venv', 'collections'))
+    args = {'ANSIBLE_MODULE_ARGS': {'devices': devices, 'martian_interval': 1.0}}
+    proc = subprocess.run(['ip', 'netns', 'exec', HOST, os.path.join(REPO, '.venv', 'bin', 'python'), '-m',
+                           'ansible_collections.roce.multirail.plugins.modules.rail_audit'],
+                          input=json.dumps(args), capture_output=True, text=True, env=env, check=False)
+    result = json.loads(proc.stdout)
+    if result.get('failed'):
+        print('  rail_audit failed: %s' % result.get('msg'))
+        return
+    marks = {'error': 'x', 'warning': '!', 'info': 'i'}
+    for finding in result['findings']:
+        where = finding['device'] or 'host'
+        print('  %s %-5s %-12s %s' % (marks[finding['severity']], where, finding['check'], finding['message']))
+        print('  %-20s fix: %s' % ('', finding['hint']))
+    summary = result['summary']
+    print('  rail_audit: %s (%d errors, %d warnings on %d rails)'
+          % (summary['status'], summary['errors'], summary['warnings'], summary['rails']))
+
+
 def run_site(description, workdir):
     inventory = {'all': {'children': {'roce_hosts': {'hosts': {HOST: dict(
         roce_lab.inventory_vars(description),
@@ -80,6 +102,13 @@ def main():
     # (a background job inherits SIGINT ignored).
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, interrupted)
+    # Two demos at once would share the lab host and tear it down under each other.
+    os.makedirs(roce_lab.STATE_DIR, exist_ok=True)
+    lock = open(os.path.join(roce_lab.STATE_DIR, HOST + '.lock'), 'w')
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.exit('another make demo is running (lock %s)' % lock.name)
     roce_lab.destroy_host(HOST)
     ok = False
     try:
@@ -94,6 +123,9 @@ def main():
             before = roce_lab.prove(HOST)
             print(roce_lab.format_proof(before))
             show_sysctls(description)
+            banner('What roce.multirail.rail_audit says about it')
+            devices = [rail['device'] for rail in description['rails']]
+            show_audit(devices)
 
             banner('The fix: playbooks/site.yml (role roce.multirail.source_routing)')
             if run_site(description, workdir) != 0:
@@ -105,6 +137,7 @@ def main():
             after = roce_lab.prove(HOST)
             print(roce_lab.format_proof(after))
             show_sysctls(description)
+            show_audit(devices)
             ok = all(result['ok'] for result in after)
             broken = sum(1 for result in before if not result['ok'])
             banner('%d of %d rail sources were broken before; %s now'
