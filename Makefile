@@ -5,9 +5,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests need: ip, ping, NetworkManager (nmcli), dbus, and shellcheck for sanity.
-DEB_PACKAGES := iproute2 iputils-ping network-manager dbus shellcheck
-DEB_COMMANDS := ip ping nmcli dbus-daemon shellcheck
+# Debian packages the tests need: ip, ping, NetworkManager (nmcli), dbus, shellcheck for sanity,
+# and chromium to check the HTML audit report in a real browser.
+DEB_PACKAGES := iproute2 iputils-ping network-manager dbus shellcheck chromium
+DEB_COMMANDS := ip ping nmcli dbus-daemon shellcheck chromium
 
 .PHONY: help venv deps test lint sanity unit integration molecule demo clean
 
