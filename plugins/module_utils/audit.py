@@ -79,6 +79,19 @@ def target_for(table_routes):
         else str(widest.network_address)
 
 
+def is_flat(planned_rail):
+    """A planned rail without a gateway route: a flat fabric, its subnet is all there is to reach."""
+    return planned_rail is not None and not any(r.get('gateway') for r in planned_rail.get('routes', []))
+
+
+def rail_target(table_routes, planned_rail=None):
+    """The address `ip route get` looks up for a rail (never sent to)."""
+    if is_flat(planned_rail):
+        subnet = ipaddress.ip_network(planned_rail['subnet'])
+        return str(subnet.network_address + max(subnet.num_addresses - 2, 0))
+    return target_for(table_routes)
+
+
 def _ip(address):
     return address.split('/')[0]
 
@@ -148,12 +161,14 @@ def audit(snapshot, devices, plan=None, targets=None):
             table = _check_rules(add, snapshot, device, ip, rail, planned.get(device)) or table
         rail['table'] = table
         table_routes = [r for r in snapshot.routes if table is not None and r.table == table]
-        target = (targets or {}).get(device) or target_for(table_routes)
+        flat = is_flat(planned.get(device))
+        target = (targets or {}).get(device) or rail_target(table_routes, planned.get(device))
         if table is not None:
             tables_by_device[device] = table
             rail['routes'] = [r.render() for r in table_routes]
-            _check_table(add, snapshot, device, link, table, table_routes, target)
+            _check_table(add, snapshot, device, link, table, table_routes, target, flat)
         for ip in ips:
+            _check_shadow(add, snapshot, device, ip, target)
             _check_route_get(add, snapshot, device, ip, target, rail)
         rail['sysctls'] = _check_sysctls(add, snapshot, device)
 
@@ -201,6 +216,17 @@ def _check_rules(add, snapshot, device, ip, rail, planned):
             'the rule for %s has priority %d, at or after the main table\'s rule (32766): main decides first'
             % (ip, rule.priority), 'give it a priority below 32766, e.g. 1000 + rail number')
         return rule.table
+    return rule.table
+
+
+def _check_shadow(add, snapshot, device, ip, target):
+    """An earlier rule that catches traffic from `ip` to `target` before the rail's own rule."""
+    candidates = [r for r in source_rules(snapshot.rules, ip) if r.table not in (253, 254, 255)]
+    if not candidates:
+        return
+    rule = min(candidates, key=lambda r: r.priority)
+    if rule.priority >= MAIN_PRIORITY:
+        return
     for other in snapshot.rules:
         if other.family != 4 or other.priority >= rule.priority or other.table == 255:
             continue
@@ -211,19 +237,18 @@ def _check_rules(add, snapshot, device, ip, rail, planned):
         if other.action in ('blackhole', 'unreachable', 'prohibit'):
             shadows = True
         elif other.action == 'lookup' and other.table != rule.table:
-            shadows = bool([r for r in snapshot.routes if r.table == other.table and r.type == 1
-                            and ipaddress.ip_network(r.dst).prefixlen == 0]) or other.table == 254
+            shadows = other.table == 254 or bool(_covers([r for r in snapshot.routes if r.table == other.table],
+                                                         target))
         else:
             shadows = False
         if shadows:
             add('rule_order', device, 'error', 'rule "%s" comes before "%s" and catches traffic from %s first'
                 % (other.render(), rule.render(), ip),
                 'move the earlier rule after priority %d or remove it' % rule.priority)
-            break
-    return rule.table
+            return
 
 
-def _check_table(add, snapshot, device, link, table, table_routes, target):
+def _check_table(add, snapshot, device, link, table, table_routes, target, flat=False):
     if not table_routes:
         add('table', device, 'error', 'table %d, which the rule for %s looks up, is empty' % (table, device),
             'add the rail\'s routes to table %d or apply the source_routing role' % table)
@@ -233,7 +258,13 @@ def _check_table(add, snapshot, device, link, table, table_routes, target):
             add('table', device, 'error', 'table %d routes "%s" through %s, not %s'
                 % (table, route.render(), route.dev, device), 'make every route of table %d use dev %s'
                 % (table, device))
-    covering = [r for r in _covers(table_routes, target) if r.gateway]
+    covering = _covers(table_routes, target)
+    if flat:
+        if not covering:
+            add('table', device, 'error', 'table %d has no route to the rail\'s subnet (nothing covers %s)'
+                % (table, target), 'add the subnet route of %s to table %d' % (device, table))
+        return
+    covering = [r for r in covering if r.gateway]
     if not covering:
         add('table', device, 'error', 'table %d has no route via a gateway to the fabric (nothing covers %s)'
             % (table, target), 'add the default route (or the fabric prefix) via %s\'s gateway to table %d'
@@ -333,7 +364,11 @@ def _check_sysctl_files(add, snapshot, devices):
     for path, entries in snapshot.sysctl_files:
         for key, value in entries:
             # sysctl.d accepts net/ipv4/conf/all/rp_filter and globs like net.ipv4.conf.*.rp_filter.
-            pattern = key.replace('/', '.') if '.' not in key else key
+            # With '/' as the first separator the key is a path: its dots belong to names (eth0.100).
+            if '/' in key and ('.' not in key or key.index('/') < key.index('.')):
+                pattern = key.translate(str.maketrans('/.', './'))
+            else:
+                pattern = key
             for name in watched:
                 if fnmatch.fnmatchcase(name, pattern):
                     last[name] = (path, value)
@@ -347,8 +382,9 @@ def _check_sysctl_files(add, snapshot, devices):
                 'remove the key from %s, or give it the same value' % path)
     strict = last.get('net.ipv4.conf.all.rp_filter')
     if strict and strict[1] == '1' and 'net.ipv4.conf.all.rp_filter' not in ours:
-        add('sysctl_files', None, 'error', '%s sets net.ipv4.conf.all.rp_filter = 1: after a reboot every rail is '
-            'strict' % strict[0], 'set it to 2 there, or apply the source_routing role, which persists 2')
+        add('sysctl_files', None, 'error', '%s sets net.ipv4.conf.all.rp_filter = 1: after a reboot every rail '
+            'whose own rp_filter is not 2 is strict (the kernel takes the larger of all and the rail)' % strict[0],
+            'set it to 2 there, or apply the source_routing role, which persists 2')
 
 
 def _device_of(name, devices):

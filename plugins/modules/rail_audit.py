@@ -153,8 +153,8 @@ from ansible_collections.roce.multirail.plugins.module_utils.audit import (
     Snapshot,
     audit,
     discover,
+    rail_target,
     source_rules,
-    target_for,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     HAS_PYROUTE2,
@@ -251,8 +251,18 @@ def read_sysctl_files():
     return [(path, parse_sysctl_file(path)) for path in ordered]
 
 
+def in_init_netns():
+    """networkd runs in the machine's first network namespace; its ifindexes mean nothing elsewhere."""
+    try:
+        return os.stat('/proc/self/ns/net').st_ino == os.stat('/proc/1/ns/net').st_ino
+    except OSError:
+        return True
+
+
 def read_networkd(links):
     managed = []
+    if not in_init_netns():
+        return {'managed': managed, 'manage_foreign_rules': False}
     for name, link in links.items():
         try:
             with open('/run/systemd/netif/links/%d' % link.index) as handle:
@@ -332,7 +342,8 @@ def main():
                 continue
             ips = [address.split('/')[0] for address in link.addresses]
             tables = set(r.table for ip in ips for r in source_rules(rules, ip) if r.table not in (253, 254, 255))
-            target = module.params['target'] or target_for([r for r in routes if r.table in tables])
+            planned = dict((rail['device'], rail) for rail in (plan or {}).get('rails', [])).get(device)
+            target = module.params['target'] or rail_target([r for r in routes if r.table in tables], planned)
             targets[device] = target
             for address in link.addresses:
                 ip = address.split('/')[0]
