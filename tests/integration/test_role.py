@@ -382,3 +382,21 @@ def test_persist_none_writes_no_files(lab_host, tmp_path):
     assert rules_at(lab, 1001, 1002) == ['1001:\tfrom 10.0.1.14 lookup 101 proto static',
                                          '1002:\tfrom 10.0.2.14 lookup 102 proto static']
     assert persisted_files(lab) == before
+
+
+def test_audit_fails_the_host_on_errors_unless_disabled(lab_host, tmp_path):
+    """A rail without carrier is applied like the others, then the audit fails the host."""
+    lab = lab_host(2)
+    rail = lab['rails'][1]
+    roce_lab.ip(rail['leaf'], 'link', 'set', 'to-' + rail['device'], 'down')
+    run = site(lab, tmp_path, inventory(lab))
+    assert run.proc.returncode != 0 and run.recap['failed'] == 1, run.output
+    assert run.tasks['Fail when the audit finds errors'] == 'fatal', run.output
+    message = ' '.join(run.fatal['Fail when the audit finds errors']['msg'])
+    assert 'ib1 has no carrier' in message and 'ib0' not in message, message
+    # Everything else was applied: the audit runs last and only reads.
+    assert rules_at(lab, 1001, 1002), run.output
+
+    run = site(lab, tmp_path, inventory(lab, source_routing_audit=False))
+    assert_ok(run, changed=0)
+    assert run.tasks['Audit the host against the plan'] == 'skipping', run.output
