@@ -16,6 +16,7 @@ import fnmatch
 import ipaddress
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from ansible_collections.roce.multirail.plugins.module_utils.routes import Link
 from ansible_collections.roce.multirail.plugins.module_utils.rules import Rule
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import effective
 
@@ -28,15 +29,6 @@ DEFAULT_TARGET = '198.51.100.1'
 OUR_SYSCTL_FILE = '99-roce-multirail.conf'
 
 
-class LinkState(NamedTuple):
-    name: str
-    index: int
-    up: bool                # administratively up
-    carrier: bool
-    mtu: int
-    addresses: Tuple[str, ...]   # '10.0.1.14/24'
-
-
 class RouteAnswer(NamedTuple):
     """The kernel's answer to `ip route get TARGET from SOURCE`."""
     dev: str = ''
@@ -46,7 +38,7 @@ class RouteAnswer(NamedTuple):
 
 
 class Snapshot(NamedTuple):
-    links: Dict[str, LinkState]
+    links: Dict[str, Link]
     rules: List[Rule]
     routes: list                           # routes.Route of every IPv4 table
     route_get: Dict[Tuple[str, str], RouteAnswer]     # (source, target) -> answer
@@ -110,6 +102,27 @@ def source_rules(rules, ip):
     return found
 
 
+def own_rules(rules, ip):
+    """The source rules of `ip` that look up a table of their own (not main, default or local)."""
+    return [r for r in source_rules(rules, ip) if r.table not in (253, 254, 255)]
+
+
+def rail_rule_for(rules, ip):
+    """The rule that decides for traffic from `ip`: its own source rule with the lowest priority."""
+    candidates = own_rules(rules, ip)
+    return min(candidates, key=lambda r: r.priority) if candidates else None
+
+
+def rail_table(rules, ips):
+    """The rail's table: that of the last of its addresses that has a rule, None without one."""
+    table = None
+    for ip in ips:
+        rule = rail_rule_for(rules, ip)
+        if rule is not None:
+            table = rule.table
+    return table
+
+
 def _covers(routes, target):
     addr = ipaddress.ip_address(target)
     return [r for r in routes if r.type == 1 and addr in ipaddress.ip_network(r.dst)]
@@ -122,7 +135,7 @@ def discover(snapshot, pattern_match, rdma_devices=()):
         if name == 'lo':
             continue
         ips = [_ip(a) for a in link.addresses]
-        has_rule = any(r.table not in (253, 254, 255) for ip in ips for r in source_rules(snapshot.rules, ip))
+        has_rule = any(own_rules(snapshot.rules, ip) for ip in ips)
         if has_rule or name in rdma_devices or pattern_match(name):
             found.append(name)
     return found
@@ -156,10 +169,9 @@ def audit(snapshot, devices, plan=None, targets=None):
                 'give it its address (source_routing_rails: address) and apply the role')
         for ip in ips:
             addresses_seen.setdefault(ip, []).append(device)
-        table = None
         for ip in ips:
-            table = _check_rules(add, snapshot, device, ip, rail, planned.get(device)) or table
-        rail['table'] = table
+            _check_rules(add, snapshot, device, ip, rail, planned.get(device))
+        table = rail['table'] = rail_table(snapshot.rules, ips)
         table_routes = [r for r in snapshot.routes if table is not None and r.table == table]
         flat = is_flat(planned.get(device))
         target = (targets or {}).get(device) or rail_target(table_routes, planned.get(device))
@@ -168,7 +180,7 @@ def audit(snapshot, devices, plan=None, targets=None):
             rail['routes'] = [r.render() for r in table_routes]
             _check_table(add, snapshot, device, link, table, table_routes, target, flat)
         for ip in ips:
-            _check_shadow(add, snapshot, device, ip, target)
+            _check_shadow(add, snapshot, device, ip, rail_rule_for(snapshot.rules, ip), target)
             _check_route_get(add, snapshot, device, ip, target, rail)
         rail['sysctls'] = _check_sysctls(add, snapshot, device)
 
@@ -197,17 +209,17 @@ def _check_link(add, link):
 
 
 def _check_rules(add, snapshot, device, ip, rail, planned):
-    """The rule for one rail address: present, before main, not shadowed. Returns its table."""
-    candidates = [r for r in source_rules(snapshot.rules, ip) if r.table not in (253, 254, 255)]
+    """The rule for one rail address: present, as planned, before main."""
+    candidates = own_rules(snapshot.rules, ip)
     rail['rules'] += [{'priority': r.priority, 'from': r.src, 'table': r.table, 'text': r.render()}
                       for r in candidates]
-    if not candidates:
+    rule = rail_rule_for(snapshot.rules, ip)
+    if rule is None:
         add('rule', device, 'error',
             'no rule sends traffic from %s to a table of its own, so it follows the main table and may leave '
             'through another NIC' % ip,
             'add one (ip rule add from %s lookup <table> pref <priority>) or apply the source_routing role' % ip)
-        return None
-    rule = min(candidates, key=lambda r: r.priority)
+        return
     if planned is not None and (rule.priority, rule.table) != (planned['priority'], planned['table']):
         add('rule', device, 'error', 'the rule for %s is "%s", the plan wants priority %d and table %d'
             % (ip, rule.render(), planned['priority'], planned['table']), 'apply the source_routing role')
@@ -215,17 +227,11 @@ def _check_rules(add, snapshot, device, ip, rail, planned):
         add('rule_order', device, 'error',
             'the rule for %s has priority %d, at or after the main table\'s rule (32766): main decides first'
             % (ip, rule.priority), 'give it a priority below 32766, e.g. 1000 + rail number')
-        return rule.table
-    return rule.table
 
 
-def _check_shadow(add, snapshot, device, ip, target):
-    """An earlier rule that catches traffic from `ip` to `target` before the rail's own rule."""
-    candidates = [r for r in source_rules(snapshot.rules, ip) if r.table not in (253, 254, 255)]
-    if not candidates:
-        return
-    rule = min(candidates, key=lambda r: r.priority)
-    if rule.priority >= MAIN_PRIORITY:
+def _check_shadow(add, snapshot, device, ip, rule, target):
+    """An earlier rule that catches traffic from `ip` to `target` before the rail's own `rule`."""
+    if rule is None or rule.priority >= MAIN_PRIORITY:
         return
     for other in snapshot.rules:
         if other.family != 4 or other.priority >= rule.priority or other.table == 255:

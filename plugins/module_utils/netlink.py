@@ -108,20 +108,17 @@ def _parts(msg, fields):
 
 
 def dump_links(ipr):
-    """{name: Link} with each link's IPv4 addresses, from a link and an address dump."""
-    names = {}
-    flags = {}
-    for msg in ipr.get_links():
-        names[msg['index']] = msg.get_attr('IFLA_IFNAME')
-        flags[msg['index']] = msg['flags']
-    addresses = dict((index, []) for index in names)
+    """{name: Link} with each link's state and IPv4 addresses, from a link and an address dump."""
+    addresses = {}
     for msg in ipr.get_addr(family=socket.AF_INET):
         local = msg.get_attr('IFA_LOCAL') or msg.get_attr('IFA_ADDRESS')
         addresses.setdefault(msg['index'], []).append('%s/%d' % (local, msg['prefixlen']))
     links = {}
-    for index, name in names.items():
-        links[name] = Link(name=name, index=index, up=bool(flags[index] & IFF_UP),
-                           addresses=tuple(addresses.get(index, ())))
+    for msg in ipr.get_links():
+        name = msg.get_attr('IFLA_IFNAME')
+        links[name] = Link(name=name, index=msg['index'], up=bool(msg['flags'] & IFF_UP),
+                           addresses=tuple(addresses.get(msg['index'], ())),
+                           carrier=bool(msg.get_attr('IFLA_CARRIER')), mtu=msg.get_attr('IFLA_MTU') or 0)
     return links
 
 

@@ -234,8 +234,10 @@ def desired_tables(specs, state='present'):
 class Link(NamedTuple):
     name: str
     index: int
-    up: bool
+    up: bool                       # administratively up
     addresses: Tuple[str, ...]     # IPv4 interface addresses, '10.0.1.14/24'
+    carrier: bool = True
+    mtu: int = 0
 
 
 def validate_routes(tables, links, current, purge=False):

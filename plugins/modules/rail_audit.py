@@ -148,41 +148,29 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.roce.multirail.plugins.module_utils.audit import (
     CHECKS,
     SYSCTL_KEYS,
-    LinkState,
     RouteAnswer,
     Snapshot,
     audit,
     discover,
+    rail_table,
     rail_target,
-    source_rules,
 )
+from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
 from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     HAS_PYROUTE2,
     PYROUTE2_IMPORT_ERROR,
     NetlinkError,
     connect,
+    dump_links,
     dump_routes,
     dump_rules,
 )
+from ansible_collections.roce.multirail.plugins.module_utils.sysctl import read_value
 
 SYSCTL_DIRS = ('/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d')
 RTM_F_LOOKUP_TABLE = 0x1000
 NUD_STATES = {0x01: 'INCOMPLETE', 0x02: 'REACHABLE', 0x04: 'STALE', 0x08: 'DELAY', 0x10: 'PROBE',
               0x20: 'FAILED', 0x40: 'NOARP', 0x80: 'PERMANENT'}
-
-
-def read_links(ipr):
-    links = {}
-    addresses = {}
-    for msg in ipr.get_addr(family=socket.AF_INET):
-        local = msg.get_attr('IFA_LOCAL') or msg.get_attr('IFA_ADDRESS')
-        addresses.setdefault(msg['index'], []).append('%s/%d' % (local, msg['prefixlen']))
-    for msg in ipr.get_links():
-        name = msg.get_attr('IFLA_IFNAME')
-        links[name] = LinkState(name=name, index=msg['index'], up=bool(msg['flags'] & 0x1),
-                                carrier=bool(msg.get_attr('IFLA_CARRIER')), mtu=msg.get_attr('IFLA_MTU') or 0,
-                                addresses=tuple(addresses.get(msg['index'], ())))
-    return links
 
 
 def route_get(ipr, links, source, target):
@@ -204,21 +192,14 @@ def read_neighbours(ipr, links):
     return found
 
 
-def read_int(path):
-    try:
-        with open(path) as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def read_conf(devices):
     conf = {}
     for target in ['all'] + list(devices):
         for key in SYSCTL_KEYS:
-            value = read_int('/proc/sys/net/ipv4/conf/%s/%s' % (target, key))
-            if value is not None:
-                conf[(target, key)] = value
+            try:
+                conf[(target, key)] = read_value(target, key)
+            except InvalidArgument:
+                pass
     return conf
 
 
@@ -322,7 +303,7 @@ def main():
     started = time.time()
 
     with connect() as ipr:
-        links = read_links(ipr)
+        links = dump_links(ipr)
         rules, _raw_rules = dump_rules(ipr)
         routes, _raw_routes = dump_routes(ipr, links)
         partial = Snapshot(links=links, rules=rules, routes=routes, route_get={}, neighbours={}, conf={},
@@ -336,17 +317,17 @@ def main():
             devices = discover(partial, pattern.search, rdma_netdevs())
         answers = {}
         targets = {}
+        planned = dict((rail['device'], rail) for rail in (plan or {}).get('rails', []))
         for device in devices:
             link = links.get(device)
             if link is None:
                 continue
             ips = [address.split('/')[0] for address in link.addresses]
-            tables = set(r.table for ip in ips for r in source_rules(rules, ip) if r.table not in (253, 254, 255))
-            planned = dict((rail['device'], rail) for rail in (plan or {}).get('rails', [])).get(device)
-            target = module.params['target'] or rail_target([r for r in routes if r.table in tables], planned)
+            table = rail_table(rules, ips)
+            target = module.params['target'] or rail_target([r for r in routes if r.table == table],
+                                                            planned.get(device))
             targets[device] = target
-            for address in link.addresses:
-                ip = address.split('/')[0]
+            for ip in ips:
                 answers[(ip, target)] = route_get(ipr, links, ip, target)
         neighbours = read_neighbours(ipr, links)
 

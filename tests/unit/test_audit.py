@@ -16,7 +16,6 @@ from ansible_collections.roce.multirail.plugins.module_utils.audit import (
     CHECKS,
     DEFAULT_TARGET,
     OUR_SYSCTL_FILE,
-    LinkState,
     RouteAnswer,
     Snapshot,
     audit,
@@ -24,7 +23,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.audit import (
     target_for,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.plan import build_plan
-from ansible_collections.roce.multirail.plugins.module_utils.routes import Route
+from ansible_collections.roce.multirail.plugins.module_utils.routes import Link, Route
 from ansible_collections.roce.multirail.plugins.module_utils.rules import Rule
 
 RAILS = ['ib0', 'ib1']
@@ -35,7 +34,7 @@ LINK_SCOPE = 253
 # --- a healthy host -------------------------------------------------------------------------
 
 def link(name, index, *addresses, up=True, carrier=True, mtu=4200):
-    return LinkState(name=name, index=index, up=up, carrier=carrier, mtu=mtu, addresses=tuple(addresses))
+    return Link(name=name, index=index, up=up, carrier=carrier, mtu=mtu, addresses=tuple(addresses))
 
 
 def rail_rule(number, table=None, priority=None, src=None):
