@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import traceback
 
+from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
 from ansible_collections.roce.multirail.plugins.module_utils.routes import Link, route_from_dump
 from ansible_collections.roce.multirail.plugins.module_utils.rules import rule_from_dump
 
@@ -76,6 +77,20 @@ _ROUTE_DELETE_ATTRS = ('RTA_TABLE', 'RTA_DST', 'RTA_PRIORITY', 'RTA_GATEWAY', 'R
                        'RTA_MULTIPATH', 'RTA_NH_ID', 'RTA_PREFSRC')
 # Read-only attributes a route dump carries that must not be sent back.
 _ROUTE_DUMP_ONLY = ('RTA_CACHEINFO', 'RTA_UNSPEC', 'RTA_PAD')
+
+
+def opaque(obj):
+    """Whether a dumped rule or route carries an attribute pyroute2 could not decode (UNKNOWN)."""
+    return any(name == 'UNKNOWN' for name, _value in obj.extra)
+
+
+def check_exact(objects, what):
+    """Refuse to remove or replace what could not be restored exactly."""
+    for obj in objects:
+        if opaque(obj):
+            raise InvalidArgument(
+                '%s "%s" carries a netlink attribute this module cannot decode, so it could not '
+                'be restored if the run failed; remove it by hand first' % (what, obj.render()))
 
 
 class ApplyError(Exception):

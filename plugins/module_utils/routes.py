@@ -43,20 +43,6 @@ _KNOWN_ATTRS = {'RTA_TABLE', 'RTA_DST', 'RTA_PRIORITY', 'RTA_GATEWAY', 'RTA_OIF'
 _EXTRA_WORDS = {'RTA_NH_ID': 'nhid'}
 
 
-def opaque(obj):
-    """Whether a dumped rule or route carries an attribute pyroute2 could not decode."""
-    return any(name == 'UNKNOWN' for name, _value in obj.extra)
-
-
-def check_exact(objects, what):
-    """Refuse to remove or replace what could not be restored exactly."""
-    for obj in objects:
-        if opaque(obj):
-            raise InvalidArgument(
-                '%s "%s" carries a netlink attribute this module cannot decode, so it could not '
-                'be restored if the run failed; remove it by hand first' % (what, obj.render()))
-
-
 class Route(NamedTuple):
     """One IPv4 route of a table, with canonical field values."""
 

@@ -173,10 +173,10 @@ from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     PYROUTE2_IMPORT_ERROR,
     ApplyError,
     apply_rules,
+    check_exact,
     connect,
     dump_rules,
 )
-from ansible_collections.roce.multirail.plugins.module_utils.routes import check_exact
 from ansible_collections.roce.multirail.plugins.module_utils.rules import (
     check_priority_range,
     decide_rules,

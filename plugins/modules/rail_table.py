@@ -169,13 +169,13 @@ from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     PYROUTE2_IMPORT_ERROR,
     ApplyError,
     apply_routes,
+    check_exact,
     connect,
     dump_links,
     dump_routes,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.routes import (
     add_order,
-    check_exact,
     decide_routes,
     desired_tables,
     render_tables,
