@@ -19,8 +19,10 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO, '.venv', 'collections'))
 
 import roce_lab  # noqa: E402  (after the path set-up above)
+from ansible_collections.roce.multirail.plugins.filter.audit_report import audit_table  # noqa: E402
 
 HOST = 'rmdemo'
 RAILS = 4
@@ -50,24 +52,15 @@ def show_sysctls(description):
 
 
 def show_audit(devices):
-    """rail_audit run inside the lab host, as Ansible runs it; its findings, most severe first."""
+    """rail_audit run inside the lab host, as Ansible runs it, shown as audit.yml shows it."""
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, '.venv', 'collections'))
     args = {'ANSIBLE_MODULE_ARGS': {'devices': devices, 'martian_interval': 1.0}}
     proc = subprocess.run(['ip', 'netns', 'exec', HOST, os.path.join(REPO, '.venv', 'bin', 'python'), '-m',
                            'ansible_collections.roce.multirail.plugins.modules.rail_audit'],
                           input=json.dumps(args), capture_output=True, text=True, env=env, check=False)
     result = json.loads(proc.stdout)
-    if result.get('failed'):
-        print('  rail_audit failed: %s' % result.get('msg'))
-        return
-    marks = {'error': 'x', 'warning': '!', 'info': 'i'}
-    for finding in result['findings']:
-        where = finding['device'] or 'host'
-        print('  %s %-5s %-12s %s' % (marks[finding['severity']], where, finding['check'], finding['message']))
-        print('  %-20s fix: %s' % ('', finding['hint']))
-    summary = result['summary']
-    print('  rail_audit: %s (%d errors, %d warnings on %d rails)'
-          % (summary['status'], summary['errors'], summary['warnings'], summary['rails']))
+    # The same table playbooks/audit.yml prints.
+    print(audit_table(result))
 
 
 def run_site(description, workdir):
