@@ -349,6 +349,15 @@ def _fail(host, why):
     raise NMError('NetworkManager in %s did not start: %s. Log (%s):\n%s' % (host, why, log_path(host), text))
 
 
+def _wait_gone(host, proc, timeout):
+    """Reap and wait until nothing of `host`'s tree is left, or the timeout; return what is left."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and tree_pids(host):
+        _reap(proc)
+        time.sleep(0.05)
+    return tree_pids(host)
+
+
 def stop(host, timeout=STOP_TIMEOUT, keep_log=False):
     """Stop NetworkManager, dbus-daemon and everything else of `host`'s tree. Idempotent.
 
@@ -365,11 +374,7 @@ def stop(host, timeout=STOP_TIMEOUT, keep_log=False):
         root = rec[0]
         if _alive(root) and _ns_ids(root) == rec[1:]:
             _signal(root, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and tree_pids(host):
-            _reap(proc)
-            time.sleep(0.05)
-        left = tree_pids(host)
+        left = _wait_gone(host, proc, timeout)
         if left:
             if proc is not None and proc.poll() is None:
                 _signal(-proc.pid, signal.SIGKILL)  # still our unreaped child: its group id is ours
@@ -377,11 +382,7 @@ def stop(host, timeout=STOP_TIMEOUT, keep_log=False):
                 _signal(-root, signal.SIGKILL)
             for other in left:
                 _signal(other, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and tree_pids(host):
-                _reap(proc)
-                time.sleep(0.05)
-        left = tree_pids(host)
+            left = _wait_gone(host, proc, timeout)
         if left:
             raise NMError('could not stop NetworkManager in %s: still running: %s'
                           % (host, ', '.join('%d %s' % (p, _display(p)) for p in left)))
