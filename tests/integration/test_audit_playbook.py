@@ -15,7 +15,7 @@ import subprocess
 from collection_path import REPO
 from lab import roce_lab
 # lab_host is a fixture: imported so that pytest finds it here, used as an argument only.
-from test_role import ansible_env, assert_ok, inventory, lab_host, site  # noqa: F401 pylint: disable=unused-import
+from roleruns import ansible_env, assert_ok, inventory, lab_host, site  # noqa: F401 pylint: disable=unused-import
 
 AUDIT = os.path.join(REPO, 'playbooks', 'audit.yml')
 TICK, CROSS = '\u2713', '\u2717'

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 import pytest
 
 from collection_path import REPO
-from test_role import ansible_env
+from roleruns import ansible_env
 
 CHROMIUM = '/usr/bin/chromium'
 TEMPLATE = os.path.join(REPO, 'playbooks', 'templates', 'audit_report.html.j2')
