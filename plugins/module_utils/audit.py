@@ -47,6 +47,7 @@ class Snapshot(NamedTuple):
     sysctl_files: List[Tuple[str, List[Tuple[str, str]]]]   # (path, [(key, value)]) in load order
     networkd: Dict[str, object]       # {'managed': [devices], 'manage_foreign_rules': bool}
     martians: Optional[Dict[str, int]] = None   # {'before', 'after', 'interval'}
+    probes: Optional[Dict[str, Dict[str, str]]] = None   # device -> {source, gateway, error ('' = replied)}
 
 
 class Finding(NamedTuple):
@@ -162,6 +163,8 @@ def audit(snapshot, devices, plan=None, targets=None):
         rail = {'device': device, 'addresses': list(link.addresses), 'state': 'up' if link.up else 'down',
                 'carrier': link.carrier, 'mtu': link.mtu, 'table': None, 'rules': [], 'routes': [],
                 'route_get': [], 'sysctls': {}}
+        if snapshot.probes and device in snapshot.probes:
+            rail['probe'] = dict(snapshot.probes[device])
         rails.append(rail)
         _check_link(add, link)
         if not ips:
@@ -283,7 +286,17 @@ def _check_table(add, snapshot, device, link, table, table_routes, target, flat=
             % (route.gateway, table, device, ', '.join(link.addresses) or 'no address'),
             'use the gateway of %s\'s own subnet' % device)
     state = snapshot.neighbours.get((device, route.gateway))
-    if state in ('FAILED', 'INCOMPLETE'):
+    probe = (snapshot.probes or {}).get(device)
+    if probe and probe['gateway'] == route.gateway and probe['error']:
+        if state in ('REACHABLE', 'STALE', 'DELAY', 'PROBE', 'PERMANENT'):
+            add('gateway', device, 'warning', 'gateway %s answers ARP on %s but not a ping from %s (%s)'
+                % (route.gateway, device, probe['source'], probe['error']),
+                'nothing to do if the leaf filters ICMP to its own address; else check the leaf of %s' % device)
+        else:
+            add('gateway', device, 'error', 'gateway %s is not reachable from %s on %s: %s, neighbour state %s'
+                % (route.gateway, probe['source'], device, probe['error'], state or 'none'),
+                'check the leaf switch of %s and its gateway address' % device)
+    elif state in ('FAILED', 'INCOMPLETE'):
         add('gateway', device, 'error', 'gateway %s does not answer ARP on %s (neighbour state %s)'
             % (route.gateway, device, state), 'check the leaf switch of %s and its gateway address' % device)
 

@@ -23,7 +23,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.rules import rule_f
 
 try:
     from pyroute2 import IPRoute
-    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, nla_slot
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_DELRULE, RTM_NEWROUTE, RTM_NEWRULE
     from pyroute2.netlink.rtnl.fibmsg import fibmsg
@@ -104,6 +104,24 @@ class Raw:
         self.header = header
         self.attrs = attrs
 
+    def to_data(self):
+        """Plain JSON data (nested attributes too) that from_data() turns back into this message."""
+        return {'header': dict(self.header), 'attrs': [[name, _plain(value)] for name, value in self.attrs]}
+
+    @classmethod
+    def from_data(cls, data):
+        return cls(dict(data['header']), [tuple(pair) for pair in data['attrs']])
+
+
+def _plain(value):
+    if HAS_PYROUTE2 and isinstance(value, nla_slot):
+        return [value[0], _plain(value[1])]
+    if isinstance(value, dict):
+        return dict((key, _plain(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
 
 def connect():
     ipr = IPRoute()
@@ -170,6 +188,9 @@ def _send(ipr, msg_class, msg_type, flags, raw):
     msg = msg_class()
     for key, value in raw.header.items():
         msg[key] = value
+    if msg.get('table', 0) > 255:
+        # The header's table field is 8 bits; the real id travels as an attribute.
+        msg['table'] = RT_TABLE_COMPAT
     msg['attrs'] = list(raw.attrs)
     ipr.nlm_request(msg, msg_type=msg_type, msg_flags=NLM_F_REQUEST | NLM_F_ACK | flags)
 

@@ -53,6 +53,24 @@ options:
     description: Seconds between two readings of the reverse-path drop counter; 0 skips the check.
     type: float
     default: 1.0
+  persisted_sysctl_file:
+    description:
+      - Judge the sysctl.d files as if this file already held the C(sysctl_lines) of O(plan), which is
+        what the source_routing role is about to write. Its audit before persisting then sees the boot
+        order as it will be. Needs O(plan).
+    type: path
+  probe:
+    description:
+      - Send one ICMP echo request from each rail's address to the gateway its table uses, and judge
+        the gateway by the reply (C(gateway) check) instead of by a neighbour entry that may not exist
+        yet. One packet per rail, to the rail's own gateway only; needs root (a raw socket).
+      - A gateway that answers ARP but not the echo is a warning; one that answers neither is an error.
+    type: bool
+    default: false
+  probe_timeout:
+    description: Seconds to wait for all the echo replies together.
+    type: float
+    default: 1.0
 attributes:
   check_mode:
     description: The module never changes anything.
@@ -85,7 +103,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 rails:
-  description: Per rail, in order.
+  description:
+    - Per rail, in order. C(probe) is there with O(probe=true) for a rail whose table leads to a gateway;
+      its C(error) is empty when the gateway replied.
   returned: always
   type: list
   elements: dict
@@ -100,6 +120,7 @@ rails:
       routes: ["default via 10.0.2.1 dev ib1 proto static metric 100"]
       route_get: [{source: 10.0.2.14, target: 198.51.100.1, dev: ib1, table: 102, ok: true}]
       sysctls: {rp_filter: {value: 2, all: 2, dev: 2, rule: max, decided_by: both}}
+      probe: {source: 10.0.2.14, gateway: 10.0.2.1, error: ""}
 findings:
   description: What is wrong, most severe first.
   returned: always
@@ -140,7 +161,9 @@ discovered:
 import glob
 import os
 import re
+import select
 import socket
+import struct
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -184,6 +207,61 @@ def route_get(ipr, links, source, target):
                        gateway=answer.get_attr('RTA_GATEWAY') or '')
 
 
+def _checksum(data):
+    if len(data) % 2:
+        data += b'\0'
+    total = sum(struct.unpack('!%dH' % (len(data) // 2), data))
+    total = (total >> 16) + (total & 0xffff)
+    total += total >> 16
+    return ~total & 0xffff
+
+
+def _echo(ident, seq):
+    payload = b'roce.multirail rail_audit probe'
+    header = struct.pack('!BBHHH', 8, 0, 0, ident, seq)
+    return struct.pack('!BBHHH', 8, 0, _checksum(header + payload), ident, seq) + payload
+
+
+def probe(pairs, timeout):
+    """{(source, gateway): '' when an echo reply came back, else why not}, all sent at once."""
+    ident = os.getpid() & 0xffff
+    result = dict((pair, 'no echo reply within %.1f s' % timeout) for pair in pairs)
+    waiting = {}
+    try:
+        for seq, (source, gateway) in enumerate(pairs, start=1):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            try:
+                sock.bind((source, 0))
+                sock.setblocking(False)
+                sock.sendto(_echo(ident, seq), (gateway, 0))
+            except OSError as exc:
+                sock.close()
+                result[(source, gateway)] = 'the echo request could not be sent: %s' % (exc.strerror or exc)
+                continue
+            waiting[sock] = ((source, gateway), seq)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _w, _x = select.select(list(waiting), [], [], left)
+            for sock in ready:
+                pair, seq = waiting[sock]
+                data, sender = sock.recvfrom(4096)
+                icmp = data[(data[0] & 0x0f) * 4:]      # past the IP header
+                if len(icmp) < 8:
+                    continue
+                kind, _code, _sum, reply_ident, reply_seq = struct.unpack('!BBHHH', icmp[:8])
+                if kind == 0 and reply_ident == ident and reply_seq == seq and sender[0] == pair[1]:
+                    result[pair] = ''
+                    sock.close()
+                    del waiting[sock]
+    finally:
+        for sock in waiting:
+            sock.close()
+    return result
+
+
 def read_neighbours(ipr, links):
     names = dict((link.index, name) for name, link in links.items())
     found = {}
@@ -219,17 +297,24 @@ def parse_sysctl_file(path):
     return entries
 
 
-def read_sysctl_files():
-    """The files systemd-sysctl reads, in order: by name, the first directory holding a name wins."""
+def read_sysctl_files(planned=None):
+    """The files systemd-sysctl reads, in order: by name, the first directory holding a name wins.
+
+    planned: (path, entries) of a file about to be written, read as if it were there already.
+    """
     chosen = {}
+    paths = []
     for directory in SYSCTL_DIRS:
-        for path in glob.glob(os.path.join(directory, '*.conf')):
-            chosen.setdefault(os.path.basename(path), path)
+        paths += sorted(glob.glob(os.path.join(directory, '*.conf')))
+        if planned and os.path.dirname(planned[0]) == directory:
+            paths.append(planned[0])
+    for path in paths:
+        chosen.setdefault(os.path.basename(path), path)
     ordered = [chosen[name] for name in sorted(chosen)]
     linked = set(os.path.realpath(path) for path in ordered)
     if os.path.exists('/etc/sysctl.conf') and os.path.realpath('/etc/sysctl.conf') not in linked:
         ordered.append('/etc/sysctl.conf')
-    return [(path, parse_sysctl_file(path)) for path in ordered]
+    return [(path, planned[1] if planned and path == planned[0] else parse_sysctl_file(path)) for path in ordered]
 
 
 def in_init_netns():
@@ -287,6 +372,9 @@ def main():
             plan=dict(type='dict'),
             target=dict(type='str'),
             martian_interval=dict(type='float', default=1.0),
+            persisted_sysctl_file=dict(type='path'),
+            probe=dict(type='bool', default=False),
+            probe_timeout=dict(type='float', default=1.0),
         ),
         supports_check_mode=True,
     )
@@ -299,6 +387,15 @@ def main():
     interval = module.params['martian_interval']
     if interval < 0 or interval > 60:
         module.fail_json(msg='martian_interval: %s is not between 0 and 60 seconds' % interval)
+    if not 0 < module.params['probe_timeout'] <= 30:
+        module.fail_json(msg='probe_timeout: %s is not between 0 and 30 seconds' % module.params['probe_timeout'])
+    planned_file = None
+    if module.params['persisted_sysctl_file']:
+        if not module.params['plan']:
+            module.fail_json(msg='persisted_sysctl_file: needs plan, whose sysctl_lines it would hold')
+        lines = module.params['plan'].get('sysctl_lines') or []
+        planned_file = (module.params['persisted_sysctl_file'],
+                        [(k.strip(), v.strip()) for k, v in (line.split('=', 1) for line in lines if '=' in line)])
     before = read_rp_drops() if interval else None
     started = time.time()
 
@@ -329,6 +426,17 @@ def main():
             targets[device] = target
             for ip in ips:
                 answers[(ip, target)] = route_get(ipr, links, ip, target)
+        probes = {}
+        if module.params['probe']:
+            pairs = {}
+            for device, target in targets.items():
+                ips = [address.split('/')[0] for address in links[device].addresses]
+                answer = answers.get((ips[0], target)) if ips else None
+                if answer and answer.gateway and answer.dev == device:
+                    pairs[device] = (ips[0], answer.gateway)
+            sent = probe(sorted(set(pairs.values())), module.params['probe_timeout'])
+            probes = dict((device, {'source': pair[0], 'gateway': pair[1], 'error': sent[pair]})
+                          for device, pair in pairs.items())
         neighbours = read_neighbours(ipr, links)
 
     if interval:
@@ -338,7 +446,8 @@ def main():
     if before is not None and after is not None:
         martians = {'before': before, 'after': after, 'interval': interval}
     snapshot = partial._replace(route_get=answers, neighbours=neighbours, conf=read_conf(devices),
-                                sysctl_files=read_sysctl_files(), networkd=read_networkd(links), martians=martians)
+                                sysctl_files=read_sysctl_files(planned_file), networkd=read_networkd(links), martians=martians,
+                                probes=probes)
     rails, findings, summary = audit(snapshot, devices, plan=plan, targets=targets)
     module.exit_json(changed=False, rails=rails, findings=findings, checks=list(CHECKS), summary=summary,
                      devices=list(devices), discovered=discovered)

@@ -168,6 +168,7 @@ rules:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
+from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
 from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     HAS_PYROUTE2,
     PYROUTE2_IMPORT_ERROR,
@@ -222,23 +223,20 @@ def main():
     except InvalidArgument as exc:
         module.fail_json(msg=str(exc))
 
-    with connect() as ipr:
-        current, raw = dump_rules(ipr)
-        try:
+    try:
+        with host_lock(), connect() as ipr:
+            current, raw = dump_rules(ipr)
             if module.params['exclusive'] and state == 'present':
                 problems = foreign_conflicts(current, desired, priority_range)
                 if problems:
                     raise InvalidArgument('; '.join(problems))
             changes = decide_rules(current, desired, state, priority_range if module.params['purge'] else None)
             check_exact(changes.remove, 'rule')
-        except InvalidArgument as exc:
-            module.fail_json(msg=str(exc))
-        changed = bool(changes.add or changes.remove)
-        if changed and not module.check_mode:
-            try:
+            changed = bool(changes.add or changes.remove)
+            if changed and not module.check_mode:
                 apply_rules(ipr, changes, raw)
-            except ApplyError as exc:
-                module.fail_json(msg=str(exc))
+    except (InvalidArgument, ApplyError, LockTimeout) as exc:
+        module.fail_json(msg=str(exc))
 
     result = dict(
         changed=changed,

@@ -94,6 +94,7 @@ effective:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
+from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
     decide_sysctls,
     desired_settings,
@@ -127,11 +128,12 @@ def main():
     )
     try:
         settings = desired_settings(module.params['conf'])
-        current = dict((pair, read_value(*pair)) for pair in needed_pairs(settings))
-        changes = decide_sysctls(current, settings)
-        if changes and not module.check_mode:
-            apply(changes)
-    except InvalidArgument as exc:
+        with host_lock():
+            current = dict((pair, read_value(*pair)) for pair in needed_pairs(settings))
+            changes = decide_sysctls(current, settings)
+            if changes and not module.check_mode:
+                apply(changes)
+    except (InvalidArgument, LockTimeout) as exc:
         module.fail_json(msg=str(exc))
 
     after = dict(current)

@@ -164,6 +164,7 @@ tables:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
+from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
 from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     HAS_PYROUTE2,
     PYROUTE2_IMPORT_ERROR,
@@ -213,25 +214,19 @@ def main():
     except InvalidArgument as exc:
         module.fail_json(msg=str(exc))
 
-    with connect() as ipr:
-        links = dump_links(ipr)
-        current, raw = dump_routes(ipr, links)
-        try:
+    try:
+        with host_lock(), connect() as ipr:
+            links = dump_links(ipr)
+            current, raw = dump_routes(ipr, links)
             if state == 'present':
                 validate_routes(tables, links, current, module.params['purge'])
-        except InvalidArgument as exc:
-            module.fail_json(msg=str(exc))
-        changes = decide_routes(current, tables, state, module.params['purge'])
-        try:
+            changes = decide_routes(current, tables, state, module.params['purge'])
             check_exact(list(changes.remove) + [old for old, _new in changes.replace], 'route')
-        except InvalidArgument as exc:
-            module.fail_json(msg=str(exc))
-        changed = bool(changes.add or changes.replace or changes.remove)
-        if changed and not module.check_mode:
-            try:
+            changed = bool(changes.add or changes.replace or changes.remove)
+            if changed and not module.check_mode:
                 apply_routes(ipr, changes, links, raw, add_order)
-            except ApplyError as exc:
-                module.fail_json(msg=str(exc))
+    except (InvalidArgument, ApplyError, LockTimeout) as exc:
+        module.fail_json(msg=str(exc))
 
     result = dict(
         changed=changed,

@@ -85,16 +85,25 @@ class Namespace:
         ]
         return '\n'.join(parts)
 
-    def module(self, name, args, check_mode=False, diff=False, python=PYTHON, expect_failure=False):
-        """Run roce.multirail.<name> inside this namespace; return its JSON result."""
+    def module(self, name, args, check_mode=False, diff=False, python=PYTHON, expect_failure=False, env=None):
+        """Run roce.multirail.<name> inside this namespace; return its JSON result.
+
+        env: variables to set for the module (None as a value removes one).
+        """
         payload = dict(args)
         payload['_ansible_check_mode'] = check_mode
         payload['_ansible_diff'] = diff
-        env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+        environment = dict(os.environ, PYTHONPATH=COLLECTIONS)
+        environment.pop('SSH_CONNECTION', None)
+        for key, value in (env or {}).items():
+            if value is None:
+                environment.pop(key, None)
+            else:
+                environment[key] = value
         proc = subprocess.run(
             ['ip', 'netns', 'exec', self.name, python, '-m',
              'ansible_collections.roce.multirail.plugins.modules.' + name],
-            input=json.dumps({'ANSIBLE_MODULE_ARGS': payload}), capture_output=True, text=True, env=env,
+            input=json.dumps({'ANSIBLE_MODULE_ARGS': payload}), capture_output=True, text=True, env=environment,
             check=False)
         try:
             result = json.loads(proc.stdout)

@@ -28,7 +28,11 @@ PERSISTED = ('NetworkManager/system-connections', 'sysctl.d')
 SYSCTL_FILE = 'sysctl.d/99-roce-multirail.conf'
 ROLE = 'roce.multirail.source_routing : '
 PLAN_TASK = 'Plan tables, rules and sysctls from the rails'
-PREFLIGHT_TASK = 'Check that no rule the role does not own is in the way'
+PREFLIGHT_TASK = 'Check the plan against the host and keep what a rollback needs'
+AUDIT_TASK = 'Audit the host against the plan'
+VERIFY_TASK = 'Fail when a rail does not carry its own traffic'
+RESTORE_TASK = 'Put back the rules, tables and sysctls of before the run'
+REASON_TASK = 'Fail the host with the reason'
 TABLE_TASK = 'Install the rail routing tables'
 RULE_TASK = 'Install one rule per rail source'
 SYSCTL_TASK = 'Set the ARP and reverse-path sysctls'
@@ -121,6 +125,25 @@ def site(description, tmp_path, host_vars, *options):
                           capture_output=True, text=True, env=ansible_env(tmp_path), cwd=str(tmp_path),
                           timeout=300, check=False)
     return Run(host, proc)
+
+
+def site_hosts(description, tmp_path, hosts, *options, forks=10):
+    """Run playbooks/site.yml once for several inventory hosts that all reach this one lab host.
+
+    hosts: {inventory host name: role variables}. Returns {name: Run}, each Run
+    holding that host's PLAY RECAP and task outcomes, all parsed from the one run.
+    """
+    python = os.path.join(BIN, 'python')
+    inventory_hosts = dict((name, dict(host_vars, ansible_connection='roce.multirail.netns',
+                                       ansible_netns_name=description['host'], ansible_python_interpreter=python))
+                           for name, host_vars in hosts.items())
+    data = {'all': {'children': {'roce_hosts': {'hosts': inventory_hosts}}}}
+    path = tmp_path / 'inventory.json'
+    path.write_text(json.dumps(data))
+    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', str(path), SITE, '--forks', str(forks)]
+                          + list(options), capture_output=True, text=True, env=ansible_env(tmp_path),
+                          cwd=str(tmp_path), timeout=900, check=False)
+    return dict((name, Run(name, proc)) for name in hosts)
 
 
 def assert_ok(run, changed=None):

@@ -153,12 +153,14 @@ def test_missing_pyroute2_reports_missing_required_lib(ns, tmp_path):
     assert probe.returncode != 0, '%s imports pyroute2; the test needs a Python without it' % python
 
     dump = ns.dump()
-    playbook = write_playbook(tmp_path, [('rail_rule', RULES), ('rail_table', TABLES)],
+    guard = {'restore': {'priority_range': [1000, 1999], 'tables': [], 'rules': [], 'routes': [], 'sysctls': []}}
+    playbook = write_playbook(tmp_path, [('rail_rule', RULES), ('rail_table', TABLES), ('rail_guard', guard),
+                                         ('rail_audit', {'martian_interval': 0})],
                               python=python, ignore_errors=True)
     proc, recap = run_playbook(ns, tmp_path, playbook)
-    assert recap['ignored'] == 2 and recap['ok'] == 2, proc.stdout + proc.stderr
+    assert recap['ignored'] == 4 and recap['ok'] == 4, proc.stdout + proc.stderr
     results = [json.loads(text) for text in FATAL.findall(proc.stdout)]
-    assert len(results) == 2, proc.stdout
+    assert len(results) == 4, proc.stdout
     for result in results:
         msg = result['msg']
         assert 'Failed to import the required Python library (pyroute2)' in msg, msg

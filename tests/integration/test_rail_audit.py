@@ -285,6 +285,8 @@ def test_explicit_devices(host):
     ({'pattern': '(ib'}, ['pattern', '(ib']),
     ({'martian_interval': 61}, ['martian_interval', '61']),
     ({'martian_interval': -1}, ['martian_interval', '-1']),
+    ({'probe': True, 'probe_timeout': 0}, ['probe_timeout', '0']),
+    ({'persisted_sysctl_file': '/etc/sysctl.d/x.conf'}, ['persisted_sysctl_file', 'needs plan']),
 ])
 def test_bad_arguments_fail_cleanly(host, args, words):
     before = host.dump()
@@ -365,6 +367,36 @@ def test_gateway_not_answering_arp(host):
     message = finding(result, 'gateway', 'ib1', 'error', 'gateway 10.0.2.77', 'does not answer ARP on ib1')['message']
     assert 'neighbour state INCOMPLETE' in message or 'neighbour state FAILED' in message, message
     assert on(result, 'ib1') == [('gateway', 'error')]
+
+
+def test_probe_of_healthy_gateways(host):
+    result = host.audit(plan=host.plan, probe=True)
+    assert ours(result['findings']) == []
+    assert [rail['probe'] for rail in result['rails']] == [
+        {'source': rail_ip(host, n), 'gateway': '10.0.%d.1' % (n + 1), 'error': ''} for n in range(3)]
+
+
+def test_probe_of_a_gateway_that_is_gone(host):
+    rail = host.description['rails'][1]
+    leaf, port = rail['leaf'], 'to-' + rail['device']
+    roce_lab.ip(leaf, 'addr', 'del', '10.0.2.1/24', 'dev', port)
+    host.undo.append(lambda: roce_lab.ip(leaf, 'addr', 'add', '10.0.2.1/24', 'dev', port))
+    host.undo.append(lambda: host.ip('neigh', 'flush', 'dev', 'ib1'))
+    host.ip('neigh', 'flush', 'dev', 'ib1')
+    result = host.audit(plan=host.plan, probe=True, probe_timeout=0.5)
+    finding(result, 'gateway', 'ib1', 'error', 'gateway 10.0.2.1 is not reachable from 10.0.2.14 on ib1',
+            'no echo reply within 0.5 s')
+    assert on(result, 'ib1') == [('gateway', 'error')]
+    assert result['rails'][0]['probe']['error'] == '' and result['rails'][2]['probe']['error'] == ''
+
+
+def test_probe_of_a_gateway_that_drops_pings(host):
+    leaf = host.description['rails'][1]['leaf']
+    roce_lab.ns_exec(leaf, 'sysctl', '-q', '-w', 'net.ipv4.icmp_echo_ignore_all=1')
+    host.undo.append(lambda: roce_lab.ns_exec(leaf, 'sysctl', '-q', '-w', 'net.ipv4.icmp_echo_ignore_all=0'))
+    result = host.audit(plan=host.plan, probe=True, probe_timeout=0.5)
+    finding(result, 'gateway', 'ib1', 'warning', 'answers ARP on ib1 but not a ping from 10.0.2.14')
+    assert on(result, 'ib1') == [('gateway', 'warning')]
 
 
 def test_gateway_outside_the_rail_subnet(host):
@@ -523,6 +555,17 @@ def test_sysctl_file_strict_without_ours(host):
     host.write_file('50-cloud.conf', 'net.ipv4.conf.all.rp_filter = 1')
     result = host.audit()
     finding(result, 'sysctl_files', None, 'error', '/etc/sysctl.d/50-cloud.conf', 'net.ipv4.conf.all.rp_filter = 1')
+
+
+def test_the_file_about_to_be_written_counts_as_written(host):
+    """persisted_sysctl_file: the role audits before persisting, as if its file were there."""
+    host.write_file('50-cloud.conf', 'net.ipv4.conf.all.rp_filter = 1')
+    result = host.audit(plan=host.plan, persisted_sysctl_file='/etc/sysctl.d/' + OUR_SYSCTL_FILE)
+    assert [f for f in result['findings'] if f['check'] == 'sysctl_files'] == []
+    host.write_file('99-zzz-cloud.conf', 'net.ipv4.conf.ib1.rp_filter = 1')
+    result = host.audit(plan=host.plan, persisted_sysctl_file='/etc/sysctl.d/' + OUR_SYSCTL_FILE)
+    finding(result, 'sysctl_files', 'ib1', 'error', '/etc/sysctl.d/99-zzz-cloud.conf', 'net.ipv4.conf.ib1.rp_filter = 1',
+            'after ' + OUR_SYSCTL_FILE)
 
 
 def test_sysctl_files_that_agree(host):

@@ -14,7 +14,8 @@ import pytest
 
 from lab import roce_lab
 from roleruns import (  # noqa: F401 pylint: disable=unused-import
-    KEYFILE_TASK, PERSIST_SYSCTL_TASK, PLAN_TASK, PREFLIGHT_TASK, RULE_TASK, SYSCTL_FILE, SYSCTL_TASK, TABLE_TASK,
+    AUDIT_TASK, KEYFILE_TASK, PERSIST_SYSCTL_TASK, PLAN_TASK, PREFLIGHT_TASK, REASON_TASK, RESTORE_TASK, RULE_TASK,
+    SYSCTL_FILE, SYSCTL_TASK, TABLE_TASK, VERIFY_TASK,
     assert_ok, assert_proven, assert_same, full_dump, inventory, keyfile, lab_host, persisted_files, rules_at, site,
     table)
 
@@ -91,7 +92,7 @@ BAD_INVENTORIES = {
     'duplicate_table': (_duplicate_table, PLAN_TASK, ['rail ib1', 'table 101', 'rail ib0']),
     'priority_of_main': (_main_priority, PLAN_TASK, ['rail ib1', 'priority 32766']),
     'unknown_rail_key': (_unknown_key, ARG_SPEC_TASK, ['source_routing_rails', 'colour']),
-    'device_not_on_host': (_missing_device, TABLE_TASK, ['ib9', 'does not exist']),
+    'device_not_on_host': (_missing_device, PREFLIGHT_TASK, ['rail ib9: the host has no NIC ib9']),
     'foreign_rule_on_a_rail_priority': (_foreign_rule, PREFLIGHT_TASK, ['1001', '10.0.1.14', 'lookup 200']),
 }
 
@@ -198,19 +199,28 @@ def test_persist_none_writes_no_files(lab_host, tmp_path):
     assert persisted_files(lab) == before
 
 
-def test_audit_fails_the_host_on_errors_unless_disabled(lab_host, tmp_path):
-    """A rail without carrier is applied like the others, then the audit fails the host."""
+def test_a_rail_without_carrier_is_rolled_back_and_fails_the_host(lab_host, tmp_path):
+    """The audit after applying finds ib1 without carrier: everything is put back, nothing persisted."""
     lab = lab_host(2)
     rail = lab['rails'][1]
     roce_lab.ip(rail['leaf'], 'link', 'set', 'to-' + rail['device'], 'down')
+    before = full_dump(lab)
     run = site(lab, tmp_path, inventory(lab))
-    assert run.proc.returncode != 0 and run.recap['failed'] == 1, run.output
-    assert run.tasks['Fail when the audit finds errors'] == 'fatal', run.output
-    message = ' '.join(run.fatal['Fail when the audit finds errors']['msg'])
-    assert 'ib1 has no carrier' in message and 'ib0' not in message, message
-    # Everything else was applied: the audit runs last and only reads.
+    assert run.proc.returncode != 0 and run.recap['failed'] == 1 and run.recap['rescued'] == 1, run.output
+    assert run.tasks[VERIFY_TASK] == 'fatal', run.output
+    assert run.tasks[RESTORE_TASK] == 'changed', run.output
+    message = ' '.join(run.fatal[REASON_TASK]['msg'])
+    assert 'ib1 has no carrier' in message and 'put back as it was before the run' in message, message
+    assert KEYFILE_TASK not in run.tasks, run.output
+    assert_same(before, full_dump(lab), 'after a rolled back run')
+
+    # Without the rollback the run's changes stay (and are not persisted).
+    run = site(lab, tmp_path, inventory(lab, source_routing_rollback=False))
+    assert run.proc.returncode != 0 and run.tasks[RESTORE_TASK] == 'skipping', run.output
+    assert 'left as the run made it' in ' '.join(run.fatal[REASON_TASK]['msg']), run.output
     assert rules_at(lab, 1001, 1002), run.output
+    assert persisted_files(lab) == before['files'], run.output
 
     run = site(lab, tmp_path, inventory(lab, source_routing_audit=False))
-    assert_ok(run, changed=0)
-    assert run.tasks['Audit the host against the plan'] == 'skipping', run.output
+    assert_ok(run)
+    assert run.tasks[AUDIT_TASK] == 'skipping', run.output

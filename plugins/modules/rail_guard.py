@@ -1,0 +1,392 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) roce.multirail contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: rail_guard
+short_description: Check a source-routing plan against a host before any change, and undo a run
+version_added: 1.0.0
+description:
+  - Without O(restore), reads the host and changes nothing; a run calls it before its first change.
+  - It fails when a rail rule's source holds an address the host is managed on (O(management), and the
+    server address of the SSH connection the module runs under), or the source address of the main
+    table's default route, so replies to Ansible or the host's own traffic would leave through a rail.
+  - It fails when a rail NIC holds a management address other than the rail's own (activating the
+    rail's keyfile would take it off the NIC).
+  - It fails when a rule the plan does not own sits on a planned priority, or a rule outside the
+    managed priority range looks up a planned table.
+  - It fails when a planned route cannot be installed (rail NIC missing, renamed or down, gateway not
+    on the rail).
+  - It warns when the main table's default route leaves through a rail NIC.
+  - It returns a O(restore)-able snapshot of what the plan may change (every rule inside the managed
+    priority range, every route of the planned tables and of the tables of rails that are gone, the
+    planned sysctls) and the tables of rails that are gone (RV(stale_tables)).
+  - With O(restore), it puts the host back exactly as in that snapshot, objects of other tools included,
+    each re-created from the attributes the kernel reported.
+author:
+  - roce.multirail maintainers (!UNKNOWN)
+options:
+  plan:
+    description:
+      - The plan, as the P(roce.multirail.source_routing_plan#filter) filter returns it; its C(rails),
+        C(rules), C(tables), C(conf) and C(priority_range) are read.
+      - Required unless O(restore) is given; ignored with it.
+    type: dict
+  management:
+    description:
+      - IP addresses the host is managed on (C(ansible_host), a bastion, monitoring). IPv6 addresses
+        are accepted and protect nothing, the plan's rules being IPv4.
+      - The server address of the SSH connection the module runs under (C(SSH_CONNECTION)) is always
+        protected.
+    type: list
+    elements: str
+    default: []
+  allow_management_capture:
+    description:
+      - Turn the management-path errors into warnings, for hosts managed over a rail on purpose.
+    type: bool
+    default: false
+  restore:
+    description:
+      - A RV(snapshot) returned by an earlier call with the same plan. The rules inside its priority
+        range, the routes of its tables and its sysctls are made exactly what they were; nothing else
+        is touched. O(management) is not checked.
+    type: dict
+attributes:
+  check_mode:
+    description: Without O(restore) it never changes anything; with it, reports what it would restore.
+    support: full
+  diff_mode:
+    description: With O(restore), before and after are the rules, tables and sysctls it restores.
+    support: full
+  platform:
+    description: Linux, in the network namespace the module runs in.
+    support: full
+    platforms: posix
+requirements:
+  - pyroute2 >= 0.9 on the managed host
+notes:
+  - A snapshot holds the raw attributes of the rules and routes in scope; keep it in a registered
+    variable of the same play, it is not meant to be edited.
+seealso:
+  - module: roce.multirail.rail_rule
+  - module: roce.multirail.rail_table
+  - module: roce.multirail.rail_sysctl
+'''
+
+EXAMPLES = r'''
+- name: Refuse a plan that would cut the host off, and keep what a rollback needs
+  roce.multirail.rail_guard:
+    plan: "{{ rails | roce.multirail.source_routing_plan }}"
+    management: ["{{ ansible_host }}"]
+  register: guard
+
+- name: Put back the rules, tables and sysctls of before the run
+  roce.multirail.rail_guard:
+    restore: "{{ guard.snapshot }}"
+'''
+
+RETURN = r'''
+snapshot:
+  description: What O(restore) needs to undo a run; without O(restore) only.
+  returned: success and O(restore) not given
+  type: dict
+  sample:
+    priority_range: [1000, 1999]
+    tables: [101, 102]
+    rules: [{header: {family: 2, src_len: 32, table: 101}, attrs: [[FRA_TABLE, 101], [FRA_PRIORITY, 1001]]}]
+    routes: []
+    sysctls: [{target: ib0, key: rp_filter, value: 1}]
+stale_tables:
+  description:
+    - Tables that a rule inside the managed range looks up and no planned rail uses, as the O(plan)
+      C(tables) of P(roce.multirail.rail_table#module) takes them (a table listed with no routes is emptied).
+  returned: success and O(restore) not given
+  type: list
+  elements: dict
+  sample: [{table: 105, routes: []}]
+management:
+  description: The protected addresses, each with where it came from.
+  returned: success and O(restore) not given
+  type: list
+  elements: dict
+  sample: [{given: 192.0.2.7, addresses: [192.0.2.7]}, {given: SSH_CONNECTION, addresses: [192.0.2.7]}]
+restored:
+  description: What O(restore) changed (or would, in check mode), as C(ip) and sysctl(8) print it.
+  returned: O(restore) given
+  type: dict
+  sample:
+    rules_removed: ["1001:\tfrom 10.0.1.14 lookup 101 proto static"]
+    rules_added: []
+    routes_removed: ["default via 10.0.1.1 dev ib0 proto static metric 100 (table 101)"]
+    routes_added: []
+    sysctls: ["net.ipv4.conf.ib0.rp_filter = 1"]
+'''
+
+import ipaddress
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
+from ansible_collections.roce.multirail.plugins.module_utils.guard import (
+    Protected,
+    management_findings,
+    owned_tables,
+    restore_routes,
+    restore_sysctls,
+)
+from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
+from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
+    HAS_PYROUTE2,
+    PYROUTE2_IMPORT_ERROR,
+    ApplyError,
+    Raw,
+    apply_routes,
+    apply_rules,
+    check_exact,
+    connect,
+    dump_links,
+    dump_routes,
+    dump_rules,
+)
+from ansible_collections.roce.multirail.plugins.module_utils.routes import (
+    add_order,
+    desired_tables,
+    render_tables,
+    route_from_dump,
+    validate_routes,
+)
+from ansible_collections.roce.multirail.plugins.module_utils.rules import (
+    check_priority_range,
+    decide_rules,
+    desired_rules,
+    foreign_conflicts,
+    render_rules,
+    rule_from_dump,
+)
+from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
+    desired_settings,
+    key_name,
+    read_value,
+    write_value,
+)
+
+
+def read_plan(plan):
+    """(rails, rules, tables, priority_range) from a plan, each part validated (conf needs the host)."""
+    for part in ('rails', 'rules', 'tables', 'conf', 'priority_range'):
+        if part not in plan:
+            raise InvalidArgument('plan: has no %s; pass what the source_routing_plan filter returns' % part)
+    value = plan['priority_range']
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        value = {'start': value[0], 'end': value[1]}
+    if not isinstance(value, dict):
+        raise InvalidArgument('plan: priority_range %r is not {start, end}' % (value,))
+    rails = plan['rails']
+    if not isinstance(rails, list) or not all(isinstance(r, dict) and 'device' in r and 'table' in r
+                                              for r in rails):
+        raise InvalidArgument('plan: rails must be a list of {device, table, ...}')
+    return rails, desired_rules(plan['rules']), desired_tables(plan['tables']), check_priority_range(value)
+
+
+def missing_nics(rails, links):
+    """A message per planned rail NIC the host does not have, naming where its address is now."""
+    problems = []
+    for rail in rails:
+        if rail['device'] in links:
+            continue
+        text = 'rail %s: the host has no NIC %s' % (rail['device'], rail['device'])
+        moved = [link.name for link in links.values()
+                 if any(a.split('/')[0] == rail.get('ip') for a in link.addresses)]
+        if moved:
+            text += '; its address %s is on %s now: was the NIC renamed? Use the new name in the inventory' % (
+                rail.get('ip'), moved[0])
+        problems.append(text)
+    return problems
+
+
+def management_addresses(given):
+    """([Protected], report): the management addresses, and where each came from.
+
+    IPv6 addresses are accepted and protect nothing: the plan's rules are IPv4.
+    """
+    protected, report = [], []
+    for value in given:
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise InvalidArgument('management: %r is not an IP address' % (value,))
+        addresses = [str(address)] if address.version == 4 else []
+        report.append({'given': value, 'addresses': addresses})
+        protected += [Protected(a, 'the host is managed on (%s)' % value) for a in addresses]
+    ssh = os.environ.get('SSH_CONNECTION', '').split()
+    if len(ssh) == 4:
+        try:
+            address = ipaddress.ip_address(ssh[2])
+        except ValueError:
+            address = None
+        addresses = [str(address)] if address and address.version == 4 else []
+        report.append({'given': 'SSH_CONNECTION', 'addresses': addresses})
+        protected += [Protected(a, 'of the SSH connection Ansible uses') for a in addresses]
+    return protected, report
+
+
+def normalized(raw, convert):
+    """{object: Raw}: the dumped objects, normalized through their plain data.
+
+    A snapshot travels as plain data; going through the same form on both
+    sides makes an unchanged object compare equal to its snapshot.
+    """
+    found = {}
+    for item in raw.values():
+        data = item.to_data()
+        found[convert(data)] = Raw.from_data(data)
+    return found
+
+
+def take_snapshot(ipr, links, rules, settings, priority_range, planned_tables):
+    current_rules, raw_rules = dump_rules(ipr)
+    routes, raw_routes = dump_routes(ipr, links)
+    tables, stale = owned_tables(current_rules, priority_range, planned_tables)
+    low, high = priority_range
+    snapshot = {
+        'priority_range': [low, high],
+        'tables': tables,
+        'rules': [raw_rules[r].to_data() for r in current_rules if low <= r.priority <= high],
+        'routes': [raw_routes[r].to_data() for r in routes if r.table in tables],
+        'sysctls': [{'target': s.target, 'key': s.key, 'value': read_value(s.target, s.key)} for s in settings],
+    }
+    return snapshot, stale, current_rules, routes
+
+
+def check(module, ipr, rails, rules, tables, priority_range):
+    links = dump_links(ipr)
+    problems = missing_nics(rails, links)
+    if problems:
+        module.fail_json(msg='nothing was changed: %s' % '; '.join(problems), problems=problems)
+    settings = desired_settings(module.params['plan']['conf'])
+    snapshot, stale, current_rules, routes = take_snapshot(
+        ipr, links, rules, settings, priority_range, [t.table for t in tables])
+    protected, report = management_addresses(module.params['management'])
+    errors, warnings = management_findings(rules, rails, protected, routes, links, tables)
+    if module.params['allow_management_capture']:
+        warnings = ['allowed by allow_management_capture: ' + e for e in errors] + warnings
+        errors = []
+    errors += foreign_conflicts(current_rules, rules, priority_range)
+    try:
+        validate_routes(tables, links, routes, purge=True)
+    except InvalidArgument as exc:
+        errors.append(str(exc))
+    for warning in warnings:
+        module.warn(warning)
+    if errors:
+        module.fail_json(msg='nothing was changed: %s' % '; '.join(errors), problems=errors, management=report)
+    return dict(changed=False, snapshot=snapshot, management=report,
+                stale_tables=[{'table': table, 'routes': []} for table in stale])
+
+
+def plain_rule(data):
+    return rule_from_dump(data['header'], dict((name, value) for name, value in data['attrs']))
+
+
+def restore(module, ipr):
+    snapshot = module.params['restore']
+    try:
+        low, high = snapshot['priority_range']
+        tables = [int(t) for t in snapshot['tables']]
+        snap_rules = dict((plain_rule(d), Raw.from_data(d)) for d in snapshot['rules'])
+        kept = dict(((s['target'], s['key']), s['value']) for s in snapshot['sysctls'])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidArgument('restore: not a snapshot returned by rail_guard (%s)' % exc)
+    links = dump_links(ipr)
+    ifnames = dict((link.index, link.name) for link in links.values())
+
+    def plain_route(data):
+        return route_from_dump(data['header'], dict((name, value) for name, value in data['attrs']), ifnames)
+
+    current_rules, raw_rules = dump_rules(ipr)
+    now_rules = normalized(raw_rules, plain_rule)
+    in_range = [r for r in now_rules if low <= r.priority <= high]
+    order = [r for r in (plain_rule(raw_rules[c].to_data()) for c in current_rules) if r in in_range]
+    rule_changes = decide_rules(order, list(snap_rules), 'present', (low, high))
+    check_exact(rule_changes.remove, 'rule')
+
+    _routes, raw_routes = dump_routes(ipr, links)
+    now_routes = normalized(raw_routes, plain_route)
+    snap_routes = dict((plain_route(d), Raw.from_data(d)) for d in snapshot['routes'])
+    route_changes = restore_routes(list(now_routes), list(snap_routes), tables)
+    check_exact(list(route_changes.remove) + [old for old, _new in route_changes.replace], 'route')
+
+    current = {}
+    for target, key in kept:
+        try:
+            current[(target, key)] = read_value(target, key)
+        except InvalidArgument:
+            current[(target, key)] = None
+    sysctl_changes = restore_sysctls(current, kept)
+
+    changed = bool(rule_changes.ops or route_changes.add or route_changes.replace or route_changes.remove
+                   or sysctl_changes)
+    if changed and not module.check_mode:
+        raw = dict(now_rules)
+        raw.update(snap_rules)
+        apply_rules(ipr, rule_changes, raw)
+        raw = dict(now_routes)
+        raw.update(snap_routes)
+        apply_routes(ipr, route_changes, links, raw, add_order)
+        for target, key, _now, value in sysctl_changes:
+            write_value(target, key, value)
+
+    result = dict(changed=changed, restored=dict(
+        rules_added=[r.render() for r in rule_changes.add],
+        rules_removed=[r.render() for r in rule_changes.remove],
+        routes_added=['%s (table %d)' % (r.render(), r.table)
+                      for r in list(route_changes.add) + [new for _old, new in route_changes.replace]],
+        routes_removed=['%s (table %d)' % (r.render(), r.table)
+                        for r in list(route_changes.remove) + [old for old, _new in route_changes.replace]],
+        sysctls=['%s = %d' % (key_name(target, key), value) for target, key, _now, value in sysctl_changes],
+    ))
+    if module._diff:
+        result['diff'] = dict(
+            before=render_rules(rule_changes.before) + render_tables(route_changes.before)
+            + ''.join('%s = %d\n' % (key_name(t, k), now) for t, k, now, _v in sysctl_changes),
+            after=render_rules(rule_changes.after) + render_tables(route_changes.after)
+            + ''.join('%s = %d\n' % (key_name(t, k), v) for t, k, _now, v in sysctl_changes),
+            before_header='rules, tables and sysctls (before the restore)',
+            after_header='rules, tables and sysctls (the snapshot)')
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            plan=dict(type='dict'),
+            management=dict(type='list', elements='str', default=[]),
+            allow_management_capture=dict(type='bool', default=False),
+            restore=dict(type='dict'),
+        ),
+        required_one_of=[('plan', 'restore')],
+        supports_check_mode=True,
+    )
+    if not HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    try:
+        if module.params['restore'] is not None:
+            with host_lock(), connect() as ipr:
+                result = restore(module, ipr)
+        else:
+            rails, rules, tables, priority_range = read_plan(module.params['plan'])
+            with host_lock(), connect() as ipr:
+                result = check(module, ipr, rails, rules, tables, priority_range)
+    except (InvalidArgument, ApplyError, LockTimeout) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
