@@ -224,3 +224,29 @@ def test_a_rail_without_carrier_is_rolled_back_and_fails_the_host(lab_host, tmp_
     run = site(lab, tmp_path, inventory(lab, source_routing_audit=False))
     assert_ok(run)
     assert run.tasks[AUDIT_TASK] == 'skipping', run.output
+
+
+def test_a_plan_capturing_the_management_address_is_refused_unless_allowed(lab_host, tmp_path):
+    """ansible_host is ib0's address: its rule would capture Ansible's own traffic."""
+    lab = lab_host(2)
+    host_vars = inventory(lab, ansible_host='10.0.1.14', ansible_netns_name=lab['host'])
+    before = full_dump(lab)
+    run = site(lab, tmp_path, host_vars)
+    assert run.proc.returncode != 0 and list(run.fatal) == [PREFLIGHT_TASK], run.output
+    message = run.fatal[PREFLIGHT_TASK]['msg']
+    assert message.startswith('nothing was changed: rule "1001:\tfrom 10.0.1.14 lookup 101 proto static" (rail ib0) '
+                              'would capture 10.0.1.14, the address the host is managed on (10.0.1.14)'), message
+    assert_same(before, full_dump(lab), 'although the plan was refused')
+
+    # One more management address, inside a VF prefix of ib1.
+    host_vars = inventory(lab, source_routing_management_addresses=['10.0.2.36'])
+    host_vars['source_routing_rails'][1]['sources'] = ['10.0.2.32/29']
+    run = site(lab, tmp_path, host_vars)
+    assert list(run.fatal) == [PREFLIGHT_TASK], run.output
+    assert 'would capture 10.0.2.36' in run.fatal[PREFLIGHT_TASK]['msg'], run.output
+    assert_same(before, full_dump(lab), 'although the plan was refused')
+
+    run = site(lab, tmp_path, dict(host_vars, source_routing_allow_management_capture=True))
+    assert_ok(run)
+    assert 'allowed by allow_management_capture: rule "1002:\tfrom 10.0.2.32/29' in run.output, run.output
+    assert rules_at(lab, 1001, 1002)
