@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.roce.multirail.plugins.module_utils.plan import PlanError, build_plan, stale_tables
+from ansible_collections.roce.multirail.plugins.module_utils.plan import PlanError, build_plan
 
 
 def source_routing_plan(rails, table_base=100, priority_base=1000, destination='0.0.0.0/0', metric=100,
@@ -20,13 +20,8 @@ def source_routing_plan(rails, table_base=100, priority_base=1000, destination='
         raise AnsibleFilterError(str(exc))
 
 
-def source_routing_stale_tables(plan, removed_rules):
-    return stale_tables(plan, removed_rules)
-
-
 class FilterModule:
     """roce.multirail filters."""
 
     def filters(self):
-        return {'source_routing_plan': source_routing_plan,
-                'source_routing_stale_tables': source_routing_stale_tables}
+        return {'source_routing_plan': source_routing_plan}

@@ -20,22 +20,36 @@ RESERVED_PRIORITIES = {0: 'local', 32766: 'main', 32767: 'default'}
 
 # Stricter than the kernel's dev_valid_name() (1..15 bytes, not "." or "..",
 # no "/", ":" or space): interface names also end up in keyfile names, sysctl
-# keys and reports, so only letters, digits, ".", "-" and "_" are accepted.
-_IFNAME = re.compile(r'[A-Za-z0-9_.-]{1,15}')
+# keys, command lines and reports, so only letters, digits, ".", "-" and "_"
+# are accepted, and not "-" first (a command would take the name for an option).
+_IFNAME = re.compile(r'[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}')
+# How much of an operator's value a message repeats.
+SHOW_LIMIT = 60
 
 
 class InvalidArgument(ValueError):
     """Operator input that cannot be applied; nothing has been changed."""
 
 
+def show(value, limit=SHOW_LIMIT):
+    """repr() of an operator's value for a message, cut short so a huge value keeps the message readable."""
+    try:
+        text = repr(value)
+    except ValueError:            # an integer too long to print (sys.get_int_max_str_digits)
+        return 'a %d-bit integer' % value.bit_length()
+    if len(text) > limit:
+        return '%s... (%d characters)' % (text[:limit], len(text))
+    return text
+
+
 def mappings(name, value):
     """Yield (index, label, item) for a list of mappings, refusing anything else."""
     if not isinstance(value, list):
-        raise InvalidArgument('%s: expected a list, got %r' % (name, value))
+        raise InvalidArgument('%s: expected a list, got %s' % (name, show(value)))
     for index, item in enumerate(value):
         label = '%s[%d]' % (name, index)
         if not isinstance(item, dict):
-            raise InvalidArgument('%s: expected a mapping, got %r' % (label, item))
+            raise InvalidArgument('%s: expected a mapping, got %s' % (label, show(item)))
         yield index, label, item
 
 
@@ -48,9 +62,9 @@ def required(obj, spec, field):
 
 def check_u32(obj, field, value, minimum=0):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgument('%s: %s %r is not an integer' % (obj, field, value))
+        raise InvalidArgument('%s: %s %s is not an integer' % (obj, field, show(value)))
     if value < minimum or value > MAX_U32:
-        raise InvalidArgument('%s: %s %d is out of range %d-%d' % (obj, field, value, minimum, MAX_U32))
+        raise InvalidArgument('%s: %s %s is out of range %d-%d' % (obj, field, show(value), minimum, MAX_U32))
     return value
 
 
@@ -74,12 +88,16 @@ def check_priority(obj, value, field='priority'):
 
 def check_ifname(obj, field, value):
     if not isinstance(value, str) or not value:
-        raise InvalidArgument('%s: %s %r is not an interface name' % (obj, field, value))
+        raise InvalidArgument('%s: %s %s is not an interface name' % (obj, field, show(value)))
     if value in ('.', '..', 'all', 'default') or not _IFNAME.fullmatch(value):
         raise InvalidArgument(
-            '%s: %s %r is not a valid interface name (1-15 letters, digits, ".", "-" or "_"; not all or default)'
-            % (obj, field, value))
-    return value
+            '%s: %s %s is not a valid interface name (1-15 letters, digits, ".", "-" or "_", not "-" first; '
+            'not all or default)' % (obj, field, show(value)))
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return value
+    raise InvalidArgument('%s: %s %r is an IPv4 address, not an interface name' % (obj, field, value))
 
 
 def parse_prefix(obj, field, value, family=None):
@@ -89,7 +107,7 @@ def parse_prefix(obj, field, value, family=None):
     meant either the host or the subnet, and guessing would be wrong.
     """
     if not isinstance(value, str) or not value.strip():
-        raise InvalidArgument('%s: %s %r is not an address or prefix' % (obj, field, value))
+        raise InvalidArgument('%s: %s %s is not an address or prefix' % (obj, field, show(value)))
     text = value.strip()
     if text in ('default', 'all', 'any'):
         net = ipaddress.ip_network('::/0' if family == 6 else '0.0.0.0/0')
@@ -100,7 +118,7 @@ def parse_prefix(obj, field, value, family=None):
             try:
                 iface = ipaddress.ip_interface(text)
             except ValueError:
-                raise InvalidArgument('%s: %s %r is not an address or prefix' % (obj, field, value))
+                raise InvalidArgument('%s: %s %s is not an address or prefix' % (obj, field, show(value)))
             raise InvalidArgument(
                 '%s: %s %s has host bits set; use %s for the subnet or %s for the host'
                 % (obj, field, text, iface.network, iface.ip))
@@ -112,13 +130,13 @@ def parse_prefix(obj, field, value, family=None):
 def parse_address(obj, field, value, family=None):
     """A single host address (no prefix length)."""
     if not isinstance(value, str):
-        raise InvalidArgument('%s: %s %r is not an IP address' % (obj, field, value))
+        raise InvalidArgument('%s: %s %s is not an IP address' % (obj, field, show(value)))
     try:
         addr = ipaddress.ip_address(value.strip())
     except ValueError:
-        raise InvalidArgument('%s: %s %r is not an IP address' % (obj, field, value))
+        raise InvalidArgument('%s: %s %s is not an IP address' % (obj, field, show(value)))
     if family is not None and addr.version != family:
-        raise InvalidArgument('%s: %s %s is not an IPv%d address' % (obj, field, value, family))
+        raise InvalidArgument('%s: %s %s is not an IPv%d address' % (obj, field, value.strip(), family))
     return addr
 
 
@@ -140,7 +158,7 @@ def host_form(prefix):
 def parse_int(obj, field, value):
     """Integers given as int or as decimal/hex text (Ansible passes strings)."""
     if isinstance(value, bool):
-        raise InvalidArgument('%s: %s %r is not an integer' % (obj, field, value))
+        raise InvalidArgument('%s: %s %s is not an integer' % (obj, field, show(value)))
     if isinstance(value, int):
         return value
     if isinstance(value, str):
@@ -148,4 +166,4 @@ def parse_int(obj, field, value):
             return int(value.strip(), 0)
         except ValueError:
             pass
-    raise InvalidArgument('%s: %s %r is not an integer' % (obj, field, value))
+    raise InvalidArgument('%s: %s %s is not an integer' % (obj, field, show(value)))

@@ -179,7 +179,7 @@ def desired_tables(specs, state='present'):
             dst = parse_prefix(robj, 'dst', required(robj, rspec, 'dst'))
             if dst.version != 4:
                 raise InvalidArgument('%s: dst %s is IPv6; rail_table manages IPv4 routes only'
-                                      % (robj, rspec['dst']))
+                                      % (robj, rspec['dst'].strip()))
             robj = 'table %d route %s' % (table, host_form(str(dst)))
             gateway = ''
             if rspec.get('gateway') not in (None, ''):

@@ -67,14 +67,20 @@ def desired_settings(conf, root=CONF_ROOT):
     if not isinstance(conf, dict) or not conf:
         raise InvalidArgument('conf: expected a mapping of interface (or all/default) to {key: value}, got %r'
                               % (conf,))
+
+    def name(text):
+        """A name as typed, quoted when it is empty or holds spaces or control characters."""
+        text = str(text)
+        return text if text and text.isprintable() and ' ' not in text else repr(text)
+
     settings = []
     seen = {}
     for target_text, keys in conf.items():
         target = device_dir(str(target_text))
         if target in seen:
-            raise InvalidArgument('conf: %s and %s name the same interface' % (seen[target], target_text))
+            raise InvalidArgument('conf: %s and %s name the same interface' % (name(seen[target]), name(target_text)))
         seen[target] = target_text
-        obj = 'conf.%s' % target_text
+        obj = 'conf.%s' % name(target_text)
         if target not in TARGETS_NOT_DEVICES:
             check_ifname('conf', 'interface', target)
         if not os.path.isdir(os.path.join(root, target)):
@@ -85,13 +91,16 @@ def desired_settings(conf, root=CONF_ROOT):
         for key, raw in keys.items():
             path = os.path.join(root, target, str(key))
             if '/' in str(key) or not os.path.isfile(path):
-                raise InvalidArgument('%s: %s is not a key of net.ipv4.conf (no %s)' % (obj, key, path))
+                raise InvalidArgument('%s: %s is not a key of net.ipv4.conf (no %s)' % (obj, name(key), name(path)))
             if not os.access(path, os.W_OK):
                 raise InvalidArgument('%s: %s is read-only' % (obj, key_name(target, key)))
             value = parse_int(obj, key, raw)
             if key in ALLOWED and value not in ALLOWED[key]:
                 raise InvalidArgument('%s: %s %r is not one of %s'
                                       % (obj, key, raw, ', '.join(str(v) for v in ALLOWED[key])))
+            if not -2 ** 31 <= value <= 2 ** 31 - 1:
+                # net.ipv4.conf values are C ints: the kernel would refuse the write, after earlier keys were written.
+                raise InvalidArgument('%s: %s %r is out of range %d-%d' % (obj, key, raw, -2 ** 31, 2 ** 31 - 1))
             settings.append(Setting(target, str(key), value))
     return settings
 
@@ -115,6 +124,21 @@ class SysctlChange(NamedTuple):
     key: str
     before: int
     after: int
+
+
+def apply_sysctls(changes, root=CONF_ROOT):
+    """Write every change; when the kernel refuses one, put back the keys already written."""
+    written = []
+    for change in changes:
+        try:
+            write_value(change.target, change.key, change.after, root)
+        except OSError as exc:
+            for done in reversed(written):
+                write_value(done.target, done.key, done.before, root)
+            raise InvalidArgument('writing %s = %d failed: %s; %d earlier key(s) restored'
+                                  % (key_name(change.target, change.key), change.after,
+                                     exc.strerror or exc, len(written)))
+        written.append(change)
 
 
 def decide_sysctls(current, settings):

@@ -159,6 +159,7 @@ discovered:
 '''
 
 import glob
+import ipaddress
 import os
 import re
 import select
@@ -178,7 +179,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.audit import (
     rail_table,
     rail_target,
 )
-from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
+from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument, show
 from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     HAS_PYROUTE2,
     PYROUTE2_IMPORT_ERROR,
@@ -364,6 +365,28 @@ def rdma_netdevs():
     return set(os.path.basename(path) for path in glob.glob('/sys/class/infiniband/*/device/net/*'))
 
 
+def check_arguments(params):
+    """The parts of plan and target the module reads, checked before any lookup."""
+    plan = params['plan']
+    if plan is not None:
+        rails = plan.get('rails', [])
+        if not isinstance(rails, list):
+            raise InvalidArgument('plan: rails must be a list of mappings with a device, got %s' % show(rails))
+        for index, rail in enumerate(rails):
+            if not isinstance(rail, dict) or not isinstance(rail.get('device'), str):
+                raise InvalidArgument('plan: rails[%d] must be a mapping with a device, got %s' % (index, show(rail)))
+        lines = plan.get('sysctl_lines', [])
+        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+            raise InvalidArgument('plan: sysctl_lines must be a list of "key = value" lines, got %s' % show(lines))
+    elif params['persisted_sysctl_file']:
+        raise InvalidArgument('persisted_sysctl_file: needs plan, whose sysctl_lines it would hold')
+    if params['target'] is not None:
+        try:
+            ipaddress.IPv4Address(params['target'])
+        except ValueError:
+            raise InvalidArgument('target: %s is not an IPv4 address' % show(params['target']))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -389,10 +412,12 @@ def main():
         module.fail_json(msg='martian_interval: %s is not between 0 and 60 seconds' % interval)
     if not 0 < module.params['probe_timeout'] <= 30:
         module.fail_json(msg='probe_timeout: %s is not between 0 and 30 seconds' % module.params['probe_timeout'])
+    try:
+        check_arguments(module.params)
+    except InvalidArgument as exc:
+        module.fail_json(msg=str(exc))
     planned_file = None
     if module.params['persisted_sysctl_file']:
-        if not module.params['plan']:
-            module.fail_json(msg='persisted_sysctl_file: needs plan, whose sysctl_lines it would hold')
         lines = module.params['plan'].get('sysctl_lines') or []
         planned_file = (module.params['persisted_sysctl_file'],
                         [(k.strip(), v.strip()) for k, v in (line.split('=', 1) for line in lines if '=' in line)])

@@ -170,10 +170,11 @@ from ansible_collections.roce.multirail.plugins.module_utils.rules import (
     rule_from_dump,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
+    SysctlChange,
+    apply_sysctls,
     desired_settings,
     key_name,
     read_value,
-    write_value,
 )
 
 
@@ -339,8 +340,7 @@ def restore(module, ipr):
         raw = dict(now_routes)
         raw.update(snap_routes)
         apply_routes(ipr, route_changes, links, raw, add_order)
-        for target, key, _now, value in sysctl_changes:
-            write_value(target, key, value)
+        apply_sysctls([SysctlChange(target, key, now, value) for target, key, now, value in sysctl_changes])
 
     result = dict(changed=changed, restored=dict(
         rules_added=[r.render() for r in rule_changes.add],

@@ -103,10 +103,12 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
 from ansible_collections.roce.multirail.plugins.module_utils.keyfile import (
     LINK_TYPES,
     PREFIX,
     SUFFIX,
+    check_rail,
     connection_id,
     connection_uuid,
     file_name,
@@ -170,10 +172,11 @@ def main():
     )
     directory = module.params['directory']
     wanted = []
-    for index, rail in enumerate(module.params['rails']):
-        missing = [key for key in ('device', 'address', 'table', 'routes', 'rules') if key not in rail]
-        if missing:
-            module.fail_json(msg='rails[%d]: missing %s' % (index, ', '.join(missing)))
+    try:
+        rails = [check_rail(rail, 'rails[%d]' % index) for index, rail in enumerate(module.params['rails'])]
+    except InvalidArgument as exc:
+        module.fail_json(msg=str(exc))
+    for rail in rails:
         kind, error = link_type(rail['device'])
         if error:
             module.fail_json(msg=error)

@@ -96,29 +96,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
 from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
+    apply_sysctls,
     decide_sysctls,
     desired_settings,
     explain,
     key_name,
     needed_pairs,
     read_value,
-    write_value,
 )
-
-
-def apply(changes):
-    """Write every change; on an error restore the keys already written."""
-    written = []
-    for change in changes:
-        try:
-            write_value(change.target, change.key, change.after)
-        except OSError as exc:
-            for done in reversed(written):
-                write_value(done.target, done.key, done.before)
-            raise InvalidArgument('writing %s = %d failed: %s; %d earlier key(s) restored'
-                                  % (key_name(change.target, change.key), change.after,
-                                     exc.strerror or exc, len(written)))
-        written.append(change)
 
 
 def main():
@@ -132,7 +117,7 @@ def main():
             current = dict((pair, read_value(*pair)) for pair in needed_pairs(settings))
             changes = decide_sysctls(current, settings)
             if changes and not module.check_mode:
-                apply(changes)
+                apply_sysctls(changes)
     except (InvalidArgument, LockTimeout) as exc:
         module.fail_json(msg=str(exc))
 

@@ -250,17 +250,3 @@ def test_batch_with_invalid_last_key_changes_nothing(ns):
     result = ns.module('rail_sysctl', {'conf': conf}, expect_failure=True)
     assert 'arp_announce' in result['msg'] and '7' in result['msg']
     assert ns.dump() == dump
-
-
-def test_kernel_refusing_the_last_key_restores_the_earlier_ones(ns):
-    """medium_id passes validation but the kernel refuses a value beyond INT_MAX on write."""
-    error_host(ns)
-    conf = {
-        'all': {'rp_filter': 2, 'accept_local': 1},
-        'ib0': {'arp_ignore': 1, 'rp_filter': 2},
-        'ib1': {'rp_filter': 2, 'medium_id': 2 ** 40},
-    }
-    dump = ns.dump()
-    result = ns.module('rail_sysctl', {'conf': conf}, expect_failure=True)
-    assert 'net.ipv4.conf.ib1.medium_id' in result['msg'] and 'restored' in result['msg']
-    assert ns.dump() == dump

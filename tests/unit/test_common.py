@@ -12,10 +12,12 @@ from ansible_collections.roce.multirail.plugins.module_utils.common import (
     check_ifname,
     check_priority,
     check_table,
+    check_u32,
     host_form,
     parse_address,
     parse_int,
     parse_prefix,
+    show,
 )
 
 
@@ -109,6 +111,34 @@ def test_check_ifname_refuses_shell_metacharacters(name):
     # Names end up in files, templates and command lines; no real NIC is called 'ib0;reboot'.
     with pytest.raises(InvalidArgument):
         check_ifname('rail', 'device', name)
+
+
+def test_check_ifname_refuses_a_leading_dash():
+    # A command line (nmcli, ip, sysctl) would take '-ib0' for an option.
+    with pytest.raises(InvalidArgument, match=r"^rail: device '-ib0' is not a valid interface name .*not \"-\" first"):
+        check_ifname('rail', 'device', '-ib0')
+    assert check_ifname('rail', 'device', 'ib-0') == 'ib-0'
+
+
+@pytest.mark.parametrize('name', ['10.0.1.14', '0.0.0.0', '255.255.255.255'])
+def test_check_ifname_refuses_ipv4_addresses(name):
+    # The kernel would take them; an operator who writes one meant the address field.
+    with pytest.raises(InvalidArgument) as err:
+        check_ifname('rail', 'device', name)
+    assert str(err.value) == "rail: device %r is an IPv4 address, not an interface name" % name
+
+
+@pytest.mark.parametrize('name', ['10.0', '1.2.3', '10.0.1.256', '101'])
+def test_check_ifname_accepts_dotted_digits_that_are_no_ipv4_address(name):
+    assert check_ifname('rail', 'device', name) == name
+
+
+def test_show_cuts_long_values_short_and_survives_huge_integers():
+    assert show('ib0') == "'ib0'"
+    assert show('x' * 1000) == "'%s... (1002 characters)" % ('x' * 59)
+    assert show(10 ** 5000) == 'a 16610-bit integer'
+    with pytest.raises(InvalidArgument, match=r'^o: table a 16610-bit integer is out of range 0-4294967295$'):
+        check_u32('o', 'table', 10 ** 5000)
 
 
 # --- parse_prefix ------------------------------------------------------------

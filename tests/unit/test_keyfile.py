@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
 from ansible_collections.roce.multirail.plugins.module_utils.keyfile import (
     connection_id,
     connection_uuid,
@@ -148,3 +149,51 @@ def test_slash_31_rail():
     assert 'address1=10.0.1.1/31\n' in text
     assert 'route1=10.0.1.0/31,0.0.0.0,100\nroute1_options=src=10.0.1.1,table=101\n' in text
     assert 'route2=0.0.0.0/0,10.0.1.0,100\nroute2_options=table=101\n' in text
+
+
+# --- malformed rails: refused with the field, never a traceback nor an injected line ------------
+
+@pytest.mark.parametrize('change, message', [
+    ({'device': 'ib0\n[ipv4]\nmethod=auto'}, "rail: device 'ib0\\n[ipv4]\\nmethod=auto' is not a valid interface name"),
+    ({'address': '10.0.1.14/24\nmethod=auto'}, "rail ib0: address '10.0.1.14/24\\nmethod=auto' is not an IPv4 address"),
+    ({'address': 'fd00::14/64'}, "rail ib0: address 'fd00::14/64' is not an IPv4 address with its prefix length"),
+    ({'table': 254}, 'rail ib0: table 254 is reserved (main)'),
+    ({'table': '101'}, "rail ib0: table '101' is not an integer"),
+    ({'mtu': 70000}, 'rail ib0: mtu 70000 is out of range 68-65535'),
+    ({'routes': 'default'}, "rail ib0: routes: expected a list, got 'default'"),
+    ({'routes': [None]}, 'rail ib0: routes[0]: expected a mapping, got None'),
+    ({'routes': [{'dst': '10.0.1.0/24'}]}, 'rail ib0: routes[0]: metric is required'),
+    ({'routes': [{'dst': '10.0.1.0/24\n[x]', 'metric': 100}]}, 'rail ib0: routes[0]: dst'),
+    ({'routes': [{'dst': 'fd00::/64', 'metric': 100}]}, 'rail ib0: routes[0]: dst fd00::/64 is not an IPv4 address'),
+    ({'routes': [{'dst': '0.0.0.0/0', 'metric': 100, 'gateway': 'fd00::1'}]}, 'rail ib0: routes[0]: gateway fd00::1'),
+    ({'routes': [{'dst': '0.0.0.0/0', 'metric': 100, 'onlink': 'yes'}]}, "rail ib0: routes[0]: onlink 'yes' is not a"),
+    ({'rules': [{'priority': 32766, 'from': '10.0.1.14', 'table': 101}]}, 'rail ib0: rules[0]: priority 32766 is reserved'),
+    ({'rules': [{'priority': 1001, 'from': '0.0.0.0/0', 'table': 101}]}, 'rail ib0: rules[0]: from '),
+    ({'rules': [{'priority': 1001, 'table': 101}]}, 'rail ib0: rules[0]: from is required'),
+])
+def test_malformed_rail_is_refused_naming_the_field(change, message):
+    rail = dict(planned(TEXTBOOK), **change)
+    with pytest.raises(InvalidArgument) as caught:
+        render(rail, 'infiniband')
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+@pytest.mark.parametrize('missing', ['device', 'address', 'table', 'routes', 'rules'])
+def test_rail_without_a_required_field_is_refused(missing):
+    rail = planned(TEXTBOOK)
+    del rail[missing]
+    with pytest.raises(InvalidArgument, match='^rail: %s is required$' % missing):
+        render(rail, 'infiniband')
+
+
+def test_unknown_link_type_is_refused():
+    with pytest.raises(InvalidArgument, match="^link type 'wifi' is neither ethernet nor infiniband$"):
+        render(planned(TEXTBOOK), 'wifi')
+
+
+def test_keyfile_holds_canonical_values_only():
+    rail = dict(planned(TEXTBOOK), address=' 10.0.1.14/255.255.255.0 ')
+    rail['rules'] = [dict(rail['rules'][0], **{'from': '10.0.1.14/32'})]
+    text = render(rail, 'infiniband')
+    assert 'address1=10.0.1.14/24\n' in text
+    assert 'routing-rule1=priority 1001 from 10.0.1.14 table 101\n' in text

@@ -5,16 +5,19 @@ gateway, one route for the whole RoCE space) are checked object by object; every
 is checked for a message that names the rail, the field and the value.
 """
 
+import ipaddress
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
 from ansible_collections.roce.multirail.plugins.module_utils.plan import (
+    MAX_RAILS,
+    MAX_SOURCES,
     RAIL_KEYS,
     PlanError,
     build_plan,
-    stale_tables,
 )
 
 
@@ -265,10 +268,16 @@ def test_empty_gateway_means_default():
     ('ib0', "'ib0'"),
     ({'device': 'ib0'}, "'device'"),
     (None, 'None'),
-    ([], '[]'),
 ])
-def test_rails_must_be_a_non_empty_list(rails, shown):
-    assert_names(plan_error(rails), 'source_routing_rails', shown)
+def test_rails_must_be_a_list(rails, shown):
+    assert_names(plan_error(rails), 'source_routing_rails: expected a list', shown)
+
+
+def test_empty_rails_are_refused_not_planned_as_removing_everything():
+    # An empty plan would purge every rule in the managed priority range and every rail table.
+    message = plan_error([])
+    assert message.startswith('source_routing_rails: empty;'), message
+    assert_names(message, 'remove every rail rule')
 
 
 def test_rail_must_be_a_mapping():
@@ -389,9 +398,33 @@ def test_invalid_table(table, shown):
     assert_names(message, 'rail ib0', 'table', shown)
 
 
-@pytest.mark.parametrize('table', [253, 254, 255])
+@pytest.mark.parametrize('table', [0, 253, 254, 255])
 def test_reserved_table_says_reserved(table):
     assert 'reserved' in plan_error([rail(table=table)])
+
+
+@pytest.mark.parametrize('base, message', [
+    (252, 'rail ib0: table 253 is reserved (default); use 1-252 or 256-4294967295 '
+          '(the default: source_routing_table_base 252 + position 1)'),
+    (2 ** 32 - 1, 'rail ib0: table 4294967296 is out of range 0-4294967295 '
+                  '(the default: source_routing_table_base 4294967295 + position 1)'),
+])
+def test_default_table_out_of_range_says_where_it_came_from(base, message):
+    assert plan_error([rail()], table_base=base) == message
+
+
+@pytest.mark.parametrize('value', ['9' * 5000, '9' * 11])
+def test_numbers_with_too_many_digits_are_out_of_range_not_a_traceback(value):
+    # int() refuses texts of more than 4300 digits with a ValueError.
+    for spec in (rail(table=value), rail(priority=value), rail(mtu=value), rail(sysctls={'rp_filter': value})):
+        message = plan_error([spec], priority_range={'start': 1, 'end': 32765})
+        assert 'is out of range' in message and 'rail ib0' in message, message
+        assert len(message) < 300, message
+
+
+def test_leading_zeros_however_many_are_a_number():
+    planned = build_plan([rail(table='0' * 5000 + '101', priority='0' * 5000 + '1001')])['rails'][0]
+    assert (planned['table'], planned['priority']) == (101, 1001)
 
 
 def test_table_as_non_ascii_digit_is_a_plan_error():
@@ -413,6 +446,17 @@ def test_invalid_priority(priority, shown):
     assert_names(message, 'rail ib0', 'priority', shown)
 
 
+@pytest.mark.parametrize('priority, reason', [
+    (0, 'is reserved for the kernel\'s "local" rule'),
+    (32766, 'is reserved for the kernel\'s "main" rule'),
+    (32767, 'is reserved for the kernel\'s "default" rule'),
+    (40000, "is after the main table's rule (32766)"),
+])
+def test_kernel_priorities_say_why(priority, reason):
+    assert plan_error([rail(priority=priority)]) == 'rail ib0: priority %d %s' % (priority, reason) + (
+        '; a rail rule must come before it' if priority == 40000 else '')
+
+
 def test_priority_outside_managed_range():
     message = plan_error([rail(priority=2500)])
     assert_names(message, 'rail ib0', 'priority', '2500', 'managed range', '1000-1999')
@@ -427,7 +471,7 @@ def test_priority_at_range_edges_accepted():
 
 def test_duplicate_device():
     message = plan_error([rail(), rail(address='10.0.2.14/24')])
-    assert_names(message, 'rail ib0', 'device', 'already used')
+    assert message == 'source_routing_rails[1]: device ib0 is already used by source_routing_rails[0]'
 
 
 def test_duplicate_address():
@@ -501,6 +545,51 @@ def test_earlier_rails_source_covering_a_later_rails_address_names_the_source():
     assert 'source 10.0.2.14' not in message
 
 
+def test_rails_limit():
+    rails = [rail(device='r%d' % index, address='10.0.%d.14/24' % index) for index in range(MAX_RAILS + 1)]
+    assert len(build_plan(rails[:MAX_RAILS])['rails']) == MAX_RAILS
+    assert plan_error(rails) == 'source_routing_rails: 65 rails, more than the limit of 64'
+
+
+def test_sources_limit_per_host():
+    sources = ['10.%d.%d.%d' % (100 + index // 65536, index // 256 % 256, index % 256) for index in range(MAX_SOURCES)]
+    assert len(build_plan([rail(sources=sources)])['rules']) == MAX_SOURCES + 1
+    assert plan_error([rail(sources=sources + ['10.99.0.1'])]) == (
+        'rail ib0: sources has 4097 entries, more than the limit of 4096 per host (all rails together)')
+    message = plan_error([rail(sources=sources[:4000]),
+                          rail(device='ib1', address='10.0.2.14/24', sources=['10.99.0.%d' % n for n in range(97)])])
+    assert message == ('rail ib1: sources has 97 entries, which with the 4000 of the earlier rails is more than '
+                       'the limit of 4096 per host (all rails together)')
+
+
+def test_overlap_found_among_thousands_of_sources():
+    rails = [rail(device='ib%d' % index, address='10.0.%d.14/24' % index,
+                  sources=['10.%d.%d.0/28' % (100 + index, n) for n in range(60)]) for index in range(64)]
+    assert len(build_plan(rails)['rules']) == 64 * 61
+    rails[63]['sources'][59] = '10.100.7.0/24'
+    assert plan_error(rails) == 'rail ib63: source 10.100.7.0/24 overlaps source 10.100.7.0/28 of rail ib0'
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.sets(st.tuples(st.integers(0, 63), st.integers(26, 32)), max_size=5), min_size=2, max_size=4))
+def test_overlap_sweep_agrees_with_the_pairwise_check(blocks):
+    """The O(n log n) sweep refuses exactly the inventories where two rails' blocks overlap."""
+    rails = []
+    for index, pairs in enumerate(blocks):
+        nets = sorted(set(ipaddress.ip_network('10.200.0.%d/%d' % pair, strict=False) for pair in pairs))
+        rails.append(rail(device='ib%d' % index, address='10.0.%d.14/24' % (index + 1),
+                          sources=[str(net) for net in nets]))
+    owners = [(ipaddress.ip_network(source), index) for index, spec in enumerate(rails) for source in spec['sources']]
+    overlapping = any(net.overlaps(other) for net, index in owners for other, other_index in owners
+                      if index != other_index)
+    try:
+        build_plan(rails)
+    except PlanError as exc:
+        assert overlapping and 'overlaps' in str(exc), str(exc)
+    else:
+        assert not overlapping
+
+
 def test_source_may_overlap_its_own_rails_subnet():
     plan = build_plan([rail(sources=['10.0.1.0/28'])])
     assert plan['rules'] == [{'priority': 1001, 'from': '10.0.1.14', 'table': 101},
@@ -557,7 +646,8 @@ def test_sysctl_key_with_trailing_newline_is_invalid():
 
 @pytest.mark.parametrize('argument', ['rail_sysctls', 'all_sysctls'])
 @pytest.mark.parametrize('value, shown', [('loose', "'loose'"), ({'rp-filter': 1}, "'rp-filter'"),
-                                          ({'rp_filter': 'x'}, "'x'")])
+                                          ({'rp_filter': 'x'}, "'x'"), ({'rp_filter': 7}, 'rp_filter 7 is not one of 0, 1, 2'),
+                                          ({'arp_ignore': 4}, 'arp_ignore 4 is not one of 0, 1, 2, 3, 8')])
 def test_invalid_global_sysctls(argument, value, shown):
     message = plan_error([rail()], **{argument: value})
     assert_names(message, 'source_routing_' + argument, shown)
@@ -578,6 +668,20 @@ def test_invalid_destination(destination, shown):
     assert_names(message, 'source_routing_destination', shown)
 
 
+@pytest.mark.parametrize('field, value', [('address', 'fd00::14/64'), ('gateway', 'fd00::1'),
+                                          ('sources', ['fd00:5::/64'])])
+def test_ipv6_where_ipv4_is_expected_says_ipv6(field, value):
+    message = plan_error([rail(**{field: value})])
+    assert_names(message, 'rail ib0', field.rstrip('s'), repr(value[0] if isinstance(value, list) else value),
+                 'it is IPv6')
+
+
+def test_values_are_shown_on_one_line_and_cut_short():
+    assert plan_error([rail(sources=['10.0.5.7/24\n'])]).startswith('rail ib0: source 10.0.5.7/24 has host bits')
+    message = plan_error([rail(device='ib' * 5000)])
+    assert "device 'ibibib" in message and '(10002 characters)' in message and len(message) < 300
+
+
 def test_destination_host_bits_suggest_the_prefix():
     assert '10.0.0.0/16' in plan_error([rail()], destination='10.0.1.0/16')
 
@@ -585,8 +689,9 @@ def test_destination_host_bits_suggest_the_prefix():
 @pytest.mark.parametrize('priority_range, shown', [
     ({'start': 2000, 'end': 1000}, '2000'),
     ({'begin': 1000, 'end': 1999}, 'begin'),
-    ({'start': 1000, 'end': 1999, 'step': 1}, 'step'),
-    ({'start': 1000}, 'end'),
+    ({'start': 1000, 'end': 1999, 'step': 1}, 'unknown key step'),
+    ({'start': 1000}, 'end is required'),
+    ({'end': 1999, 'start': None}, 'start is required'),
     ({'start': 1000, 'end': 32766}, '32766'),
     ({'start': 1000, 'end': 40000}, '40000'),
     ({'start': 0, 'end': 1999}, '0'),
@@ -614,31 +719,6 @@ def test_invalid_priority_range(priority_range, shown):
 ])
 def test_invalid_bases_and_metric(argument, value, name, shown):
     assert_names(plan_error([rail()], **{argument: value}), name, shown)
-
-
-# --- stale_tables --------------------------------------------------------------------------------
-
-def removed(priority, table, action='lookup', source='10.0.9.14'):
-    return {'family': 'ipv4', 'priority': priority, 'from': source, 'table': table, 'action': action,
-            'proto': 'static', 'text': '%d:\tfrom %s lookup %d proto static' % (priority, source, table)}
-
-
-def test_stale_tables_of_removed_rules_not_in_the_plan():
-    plan = build_plan(textbook(4))
-    rules = [removed(1005, 105), removed(1001, 101), removed(1006, 107), removed(1007, 105, source='10.0.9.15'),
-             {'priority': 1008, 'from': '10.0.9.16', 'table': 106}]
-    assert stale_tables(plan, rules) == [{'table': 105}, {'table': 106}, {'table': 107}]
-
-
-def test_stale_tables_ignore_non_lookup_rules():
-    plan = build_plan(textbook(2))
-    rules = [removed(1005, 0, action='blackhole'), removed(1006, 110, action='goto'), removed(1007, 111)]
-    assert stale_tables(plan, rules) == [{'table': 111}]
-
-
-@pytest.mark.parametrize('rules', [[], None, [removed(1001, 101), removed(1002, 102)]])
-def test_stale_tables_empty_when_nothing_stale(rules):
-    assert stale_tables(build_plan(textbook(2)), rules) == []
 
 
 # --- properties ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
     OR_KEYS,
     Setting,
     SysctlChange,
+    apply_sysctls,
     conf_path,
     decide_sysctls,
     desired_settings,
@@ -195,7 +196,8 @@ def test_desired_settings_keys_must_be_a_mapping(conf, keys):
 def test_desired_settings_unknown_key(conf, key):
     with pytest.raises(InvalidArgument) as err:
         desired_settings({'ib0': {key: 1}}, root=conf)
-    assert str(err.value).startswith('conf.ib0: %s is not a key of net.ipv4.conf (no ' % key)
+    # An empty key is quoted so the message still shows one.
+    assert str(err.value).startswith('conf.ib0: %s is not a key of net.ipv4.conf (no ' % (key or "''"))
 
 
 def test_desired_settings_key_that_is_a_directory(conf):
@@ -350,3 +352,24 @@ def test_effective_decided_by_is_honest(key, all_value, dev_value, forwarding):
         assert side == 'both'
         assert effective(key, all_value, all_value, forwarding)[0] == value
         assert effective(key, dev_value, dev_value, forwarding)[0] == value
+
+
+def test_a_refused_write_puts_back_the_keys_already_written(tmp_path):
+    """The kernel refusing a write (here: the key is a directory) leaves every key as it was.
+
+    Validation now refuses every value the kernel would refuse, so the real kernel
+    gives no such write to test with; a conf tree in tmp_path does.
+    """
+    for target, key, value in (('all', 'rp_filter', 1), ('ib0', 'arp_ignore', 0), ('ib0', 'rp_filter', 1)):
+        (tmp_path / target).mkdir(exist_ok=True)
+        (tmp_path / target / key).write_text('%d\n' % value)
+    (tmp_path / 'ib1').mkdir()
+    (tmp_path / 'ib1' / 'rp_filter').mkdir()
+    changes = [SysctlChange('all', 'rp_filter', 1, 2), SysctlChange('ib0', 'arp_ignore', 0, 1),
+               SysctlChange('ib1', 'rp_filter', 1, 2), SysctlChange('ib0', 'rp_filter', 1, 2)]
+    with pytest.raises(InvalidArgument) as caught:
+        apply_sysctls(changes, root=str(tmp_path))
+    assert str(caught.value).startswith('writing net.ipv4.conf.ib1.rp_filter = 2 failed: ')
+    assert str(caught.value).endswith('; 2 earlier key(s) restored')
+    kept = (('all', 'rp_filter'), ('ib0', 'arp_ignore'), ('ib0', 'rp_filter'))
+    assert [read_value(t, k, root=str(tmp_path)) for t, k in kept] == [1, 0, 1]
