@@ -328,14 +328,23 @@ def _check_sysctls(add, snapshot, device):
         values[key] = {'value': value, 'all': all_value, 'dev': dev_value, 'rule': rule, 'decided_by': side}
     origin = {'all': ', from net.ipv4.conf.all, which wins over %s' % device, 'dev': '',
               'both': ', set on both net.ipv4.conf.all and %s' % device}
-    if 'arp_ignore' in values and values['arp_ignore']['value'] == 0:
-        add('arp', device, 'error', '%s answers ARP for addresses of other NICs (arp_ignore 0): ARP flux sends '
-            'replies for one rail to another' % device,
-            'sysctl -w net.ipv4.conf.%s.arp_ignore=1' % device.replace('.', '/'))
-    if 'arp_announce' in values and values['arp_announce']['value'] < 2:
+    name = device.replace('.', '/')
+    # The kernel's arp_ignore(): 1 and 2 answer only for the NIC's own addresses, 8 answers nothing,
+    # and 3, the reserved 4-7 and anything above 8 answer like 0.
+    arp_ignore = values.get('arp_ignore')
+    if arp_ignore and arp_ignore['value'] == 8:
+        add('arp', device, 'error', '%s answers no ARP request at all (arp_ignore 8%s): nothing on the fabric can '
+            'resolve its address' % (device, origin[arp_ignore['decided_by']]),
+            'sysctl -w net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.%s.arp_ignore=1' % name)
+    elif arp_ignore and arp_ignore['value'] not in (1, 2):
+        add('arp', device, 'error', '%s answers ARP for addresses of other NICs (arp_ignore %d%s): ARP flux sends '
+            'replies for one rail to another' % (device, arp_ignore['value'], origin[arp_ignore['decided_by']]),
+            'sysctl -w net.ipv4.conf.%s.arp_ignore=1' % name)
+    # arp_announce: 2 picks the outgoing NIC's own address; 1, and 0 or any other value, may not.
+    if 'arp_announce' in values and values['arp_announce']['value'] != 2:
         add('arp', device, 'warning', '%s may announce other NICs\' addresses in its ARP requests '
             '(arp_announce %d)' % (device, values['arp_announce']['value']),
-            'sysctl -w net.ipv4.conf.%s.arp_announce=2' % device.replace('.', '/'))
+            'sysctl -w net.ipv4.conf.%s.arp_announce=2' % name)
     if 'rp_filter' in values and values['rp_filter']['value'] == 1:
         add('rp_filter', device, 'error', 'strict reverse-path filtering drops replies that arrive on %s but '
             'would be routed out another NIC (rp_filter 1%s)' % (device, origin[values['rp_filter']['decided_by']]),

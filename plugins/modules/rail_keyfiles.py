@@ -79,7 +79,9 @@ files:
        id: roce-multirail-ib0, uuid: 3c7e8f0a-9d0e-5b43-8f2e-1f7c7c1b2a44, device: ib0, type: ethernet,
        changed: true}
 removed:
-  description: Keyfiles removed because their rail is no longer listed.
+  description:
+    - Keyfiles removed because their rail is no longer listed, and temporary files a killed earlier
+      run left behind (C(.roce-multirail-*)).
   returned: always
   type: list
   elements: str
@@ -114,6 +116,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.keyfile import (
     file_name,
     render,
 )
+from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
 
 
 def link_type(device):
@@ -144,9 +147,12 @@ def networkmanager_state(module):
     return 'running' if rc == 0 and out.strip() == 'running' else 'not running'
 
 
+TEMP_PREFIX = '.roce-multirail-'
+
+
 def write(module, path, content):
     directory = os.path.dirname(path)
-    handle, temp = tempfile.mkstemp(prefix='.roce-multirail-', dir=directory)
+    handle, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     try:
         with os.fdopen(handle, 'w') as out:
             out.write(content)
@@ -159,6 +165,43 @@ def write(module, path, content):
     # atomic_move gives a new file the default mode: NetworkManager wants root and 0600.
     os.chmod(path, 0o600)
     os.chown(path, 0, 0)
+
+
+def sync(module, directory, wanted):
+    """Write the keyfiles that differ, remove ours no rail wants; (files, diffs, activate, removed)."""
+    files, diffs, activate = [], [], []
+    for rail, kind, path, content in wanted:
+        before = read(path)
+        stat = os.stat(path) if before is not None else None
+        changed = (before != content or stat.st_mode & 0o7777 != 0o600
+                   or (stat.st_uid, stat.st_gid) != (0, 0))
+        if changed:
+            activate.append(connection_id(rail['device']))
+            diffs.append(dict(before=before or '', after=content, before_header=path, after_header=path))
+            if not module.check_mode:
+                try:
+                    write(module, path, content)
+                except OSError as exc:
+                    module.fail_json(msg='writing %s failed: %s' % (path, exc))
+        files.append(dict(path=path, id=connection_id(rail['device']), uuid=connection_uuid(rail['device']),
+                          device=rail['device'], type=kind, changed=changed))
+
+    removed = []
+    if module.params['purge']:
+        keep = set(path for _rail, _kind, path, _content in wanted)
+        removed += [path for path in sorted(glob.glob(os.path.join(directory, PREFIX + '*' + SUFFIX)))
+                    if path not in keep]
+    # A run killed between mkstemp and the move leaves its temporary file: it is ours, and under the
+    # lock no other run of ours is writing one.
+    removed += sorted(glob.glob(os.path.join(directory, TEMP_PREFIX + '*')))
+    for path in removed:
+        diffs.append(dict(before=read(path) or '', after='', before_header=path, after_header='(removed)'))
+        if not module.check_mode:
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                module.fail_json(msg='removing %s failed: %s' % (path, exc))
+    return files, diffs, activate, removed
 
 
 def main():
@@ -185,36 +228,11 @@ def main():
     if not os.path.isdir(directory):
         module.fail_json(msg='directory %s does not exist; is NetworkManager installed?' % directory)
 
-    files, diffs, activate = [], [], []
-    for rail, kind, path, content in wanted:
-        before = read(path)
-        stat = os.stat(path) if before is not None else None
-        changed = (before != content or stat.st_mode & 0o7777 != 0o600
-                   or (stat.st_uid, stat.st_gid) != (0, 0))
-        if changed:
-            activate.append(connection_id(rail['device']))
-            diffs.append(dict(before=before or '', after=content, before_header=path, after_header=path))
-            if not module.check_mode:
-                try:
-                    write(module, path, content)
-                except OSError as exc:
-                    module.fail_json(msg='writing %s failed: %s' % (path, exc))
-        files.append(dict(path=path, id=connection_id(rail['device']), uuid=connection_uuid(rail['device']),
-                          device=rail['device'], type=kind, changed=changed))
-
-    removed = []
-    if module.params['purge']:
-        keep = set(path for _rail, _kind, path, _content in wanted)
-        for path in sorted(glob.glob(os.path.join(directory, PREFIX + '*' + SUFFIX))):
-            if path not in keep:
-                removed.append(path)
-                diffs.append(dict(before=read(path) or '', after='', before_header=path,
-                                  after_header='(removed)'))
-                if not module.check_mode:
-                    try:
-                        os.unlink(path)
-                    except OSError as exc:
-                        module.fail_json(msg='removing %s failed: %s' % (path, exc))
+    try:
+        with host_lock():
+            files, diffs, activate, removed = sync(module, directory, wanted)
+    except LockTimeout as exc:
+        module.fail_json(msg=str(exc))
 
     result = dict(changed=bool(activate or removed), files=files, removed=removed, activate=activate,
                   networkmanager=networkmanager_state(module))

@@ -292,3 +292,16 @@ def test_networkmanager_state_is_a_documented_value(ns, tmp_path):
     assert result['networkmanager'] in NM_STATES
     # Nothing runs NetworkManager on the bus this namespace reaches; nmcli may or may not be installed.
     assert result['networkmanager'] == expected_nm_state(), (result['networkmanager'], shutil.which('nmcli'))
+
+
+def test_a_temporary_file_left_by_a_killed_run_is_removed(ns, tmp_path):
+    """A run killed between writing its temporary file and moving it into place leaves it behind."""
+    rails = rails_on(ns)
+    directory = tmp_path / 'system-connections'
+    directory.mkdir()
+    keyfiles(ns, rails, directory)
+    leftover = directory / '.roce-multirail-k2x9q1'
+    leftover.write_text('[connection]\nid=half-written\n')
+    result = keyfiles(ns, rails, directory)
+    assert result['changed'] is True and result['removed'] == [str(leftover)] and not leftover.exists()
+    assert keyfiles(ns, rails, directory)['changed'] is False

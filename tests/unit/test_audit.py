@@ -827,3 +827,22 @@ def test_discover_never_lo():
     snapshot.rules.append(Rule(4, 1010, src='127.0.0.1/32', table=110))
     assert 'lo' not in discover(snapshot, lambda name: True, {'lo'})
     assert discover(snapshot, lambda name: True) == ['ib0', 'ib1', 'eth0', 'ens1', 'ens2', 'ens3', 'mlx5', 'roce9']
+
+
+@pytest.mark.parametrize('value', [3, 4, 7, 9])
+def test_arp_ignore_values_the_kernel_treats_as_0(value):
+    findings = run(with_conf(ib1__arp_ignore=value))[1]
+    assert kinds(findings) == [('arp', 'ib1', 'error')]
+    says(findings[0]['message'], 'ib1 answers ARP for addresses of other NICs (arp_ignore %d)' % value)
+
+
+def test_arp_ignore_8_on_all_silences_every_rail():
+    findings = run(with_conf(all__arp_ignore=8))[1]
+    assert kinds(findings) == [('arp', 'ib0', 'error'), ('arp', 'ib1', 'error')]
+    says(findings[1]['message'], 'ib1 answers no ARP request at all (arp_ignore 8, from net.ipv4.conf.all')
+    says(findings[1]['hint'], 'net.ipv4.conf.all.arp_ignore=0')
+
+
+def test_arp_announce_above_2_is_like_0():
+    findings = run(with_conf(all__arp_announce=3))[1]
+    assert kinds(findings) == [('arp', 'ib0', 'warning'), ('arp', 'ib1', 'warning')]
