@@ -15,6 +15,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import RESERVED_TABLES
 from ansible_collections.roce.multirail.plugins.module_utils.routes import Route, TableChanges
+from ansible_collections.roce.multirail.plugins.module_utils.sysctl import Setting, decide_sysctls
 
 MAIN_TABLE = 254
 
@@ -116,15 +117,7 @@ def management_findings(rules, rails, protected, routes, links, tables=()):
             warnings.append('the main table\'s default route (%s) goes through rail %s: traffic from '
                             'addresses without a rail rule leaves through that one rail; route the host\'s '
                             'default through its management NIC' % (_describe(route), route.dev))
-    return _unique(errors), _unique(warnings)
-
-
-def _unique(messages):
-    seen = []
-    for message in messages:
-        if message not in seen:
-            seen.append(message)
-    return seen
+    return list(dict.fromkeys(errors)), list(dict.fromkeys(warnings))
 
 
 def owned_tables(rules, priority_range, planned):
@@ -173,14 +166,11 @@ def restore_routes(current, snapshot, tables):
 
 def restore_sysctls(current, snapshot):
     # type: (Dict[Tuple[str, str], Optional[int]], Dict[Tuple[str, str], Optional[int]]) -> list
-    """[(target, key, now, then)] for each kept sysctl whose value differs from the snapshot.
+    """The SysctlChange of each kept sysctl whose value differs from the snapshot.
 
     A key whose interface is gone (None on either side) cannot be written back
     and is left out.
     """
-    changes = []
-    for (target, key), value in sorted(snapshot.items()):
-        now = current.get((target, key))
-        if value is not None and now is not None and now != value:
-            changes.append((target, key, now, value))
-    return changes
+    kept = [Setting(target, key, value) for (target, key), value in sorted(snapshot.items())
+            if value is not None and current.get((target, key)) is not None]
+    return list(decide_sysctls(current, kept))

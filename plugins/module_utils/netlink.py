@@ -203,7 +203,7 @@ def _split(prefix):
 def rule_raw(rule):
     """The message that creates `rule` (one of ours: a lookup rule)."""
     header = {'family': _FAMILY[rule.family], 'src_len': 0, 'dst_len': 0, 'tos': 0,
-              'table': rule.table if rule.table < 256 else RT_TABLE_COMPAT, 'action': 1, 'flags': 0}
+              'table': rule.table, 'action': 1, 'flags': 0}
     attrs = [('FRA_TABLE', rule.table), ('FRA_PRIORITY', rule.priority)]
     for field, name, prefix in (('src', 'FRA_SRC', rule.src), ('dst', 'FRA_DST', rule.dst)):
         if prefix:
@@ -224,7 +224,7 @@ def route_raw(route, links):
     """The message that creates `route` (one of ours)."""
     address, length = _split(route.dst)
     header = {'family': socket.AF_INET, 'dst_len': length, 'src_len': 0, 'tos': route.tos,
-              'table': route.table if route.table < 256 else RT_TABLE_COMPAT,
+              'table': route.table,
               'proto': route.proto, 'scope': route.scope, 'type': route.type,
               'flags': RTNH_F_ONLINK if route.onlink else 0}
     attrs = [('RTA_TABLE', route.table), ('RTA_PRIORITY', route.metric)]

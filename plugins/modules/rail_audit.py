@@ -283,12 +283,16 @@ def read_conf(devices):
 
 
 def parse_sysctl_file(path):
-    entries = []
     try:
         with open(path) as handle:
-            lines = handle.read().splitlines()
+            return parse_sysctl_lines(handle.read().splitlines())
     except OSError:
-        return entries
+        return []
+
+
+def parse_sysctl_lines(lines):
+    """[(key, value)] of sysctl.d lines, comments and blank lines skipped."""
+    entries = []
     for line in lines:
         line = line.strip()
         if not line or line[0] in '#;' or '=' not in line:
@@ -419,8 +423,7 @@ def main():
     planned_file = None
     if module.params['persisted_sysctl_file']:
         lines = module.params['plan'].get('sysctl_lines') or []
-        planned_file = (module.params['persisted_sysctl_file'],
-                        [(k.strip(), v.strip()) for k, v in (line.split('=', 1) for line in lines if '=' in line)])
+        planned_file = (module.params['persisted_sysctl_file'], parse_sysctl_lines(lines))
     before = read_rp_drops() if interval else None
     started = time.time()
 

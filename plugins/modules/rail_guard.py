@@ -170,7 +170,6 @@ from ansible_collections.roce.multirail.plugins.module_utils.rules import (
     rule_from_dump,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
-    SysctlChange,
     apply_sysctls,
     desired_settings,
     key_name,
@@ -238,7 +237,7 @@ def management_addresses(given):
 
 
 def normalized(raw, convert):
-    """{object: Raw}: the dumped objects, normalized through their plain data.
+    """{object: Raw}: the dumped objects in dump order, normalized through their plain data.
 
     A snapshot travels as plain data; going through the same form on both
     sides makes an unchanged object compare equal to its snapshot.
@@ -250,7 +249,7 @@ def normalized(raw, convert):
     return found
 
 
-def take_snapshot(ipr, links, rules, settings, priority_range, planned_tables):
+def take_snapshot(ipr, links, settings, priority_range, planned_tables):
     current_rules, raw_rules = dump_rules(ipr)
     routes, raw_routes = dump_routes(ipr, links)
     tables, stale = owned_tables(current_rules, priority_range, planned_tables)
@@ -272,7 +271,7 @@ def check(module, ipr, rails, rules, tables, priority_range):
         module.fail_json(msg='nothing was changed: %s' % '; '.join(problems), problems=problems)
     settings = desired_settings(module.params['plan']['conf'])
     snapshot, stale, current_rules, routes = take_snapshot(
-        ipr, links, rules, settings, priority_range, [t.table for t in tables])
+        ipr, links, settings, priority_range, [t.table for t in tables])
     protected, report = management_addresses(module.params['management'])
     errors, warnings = management_findings(rules, rails, protected, routes, links, tables)
     if module.params['allow_management_capture']:
@@ -292,7 +291,7 @@ def check(module, ipr, rails, rules, tables, priority_range):
 
 
 def plain_rule(data):
-    return rule_from_dump(data['header'], dict((name, value) for name, value in data['attrs']))
+    return rule_from_dump(data['header'], dict(data['attrs']))
 
 
 def restore(module, ipr):
@@ -308,13 +307,12 @@ def restore(module, ipr):
     ifnames = dict((link.index, link.name) for link in links.values())
 
     def plain_route(data):
-        return route_from_dump(data['header'], dict((name, value) for name, value in data['attrs']), ifnames)
+        return route_from_dump(data['header'], dict(data['attrs']), ifnames)
 
-    current_rules, raw_rules = dump_rules(ipr)
-    now_rules = normalized(raw_rules, plain_rule)
+    _rules, raw_rules = dump_rules(ipr)
+    now_rules = normalized(raw_rules, plain_rule)      # in kernel order, as dumped
     in_range = [r for r in now_rules if low <= r.priority <= high]
-    order = [r for r in (plain_rule(raw_rules[c].to_data()) for c in current_rules) if r in in_range]
-    rule_changes = decide_rules(order, list(snap_rules), 'present', (low, high))
+    rule_changes = decide_rules(in_range, list(snap_rules), 'present', (low, high))
     check_exact(rule_changes.remove, 'rule')
 
     _routes, raw_routes = dump_routes(ipr, links)
@@ -340,7 +338,7 @@ def restore(module, ipr):
         raw = dict(now_routes)
         raw.update(snap_routes)
         apply_routes(ipr, route_changes, links, raw, add_order)
-        apply_sysctls([SysctlChange(target, key, now, value) for target, key, now, value in sysctl_changes])
+        apply_sysctls(sysctl_changes)
 
     result = dict(changed=changed, restored=dict(
         rules_added=[r.render() for r in rule_changes.add],
@@ -349,14 +347,14 @@ def restore(module, ipr):
                       for r in list(route_changes.add) + [new for _old, new in route_changes.replace]],
         routes_removed=['%s (table %d)' % (r.render(), r.table)
                         for r in list(route_changes.remove) + [old for old, _new in route_changes.replace]],
-        sysctls=['%s = %d' % (key_name(target, key), value) for target, key, _now, value in sysctl_changes],
+        sysctls=['%s = %d' % (key_name(c.target, c.key), c.after) for c in sysctl_changes],
     ))
     if module._diff:
         result['diff'] = dict(
             before=render_rules(rule_changes.before) + render_tables(route_changes.before)
-            + ''.join('%s = %d\n' % (key_name(t, k), now) for t, k, now, _v in sysctl_changes),
+            + ''.join('%s = %d\n' % (key_name(c.target, c.key), c.before) for c in sysctl_changes),
             after=render_rules(rule_changes.after) + render_tables(route_changes.after)
-            + ''.join('%s = %d\n' % (key_name(t, k), v) for t, k, _now, v in sysctl_changes),
+            + ''.join('%s = %d\n' % (key_name(c.target, c.key), c.after) for c in sysctl_changes),
             before_header='rules, tables and sysctls (before the restore)',
             after_header='rules, tables and sysctls (the snapshot)')
     return result
