@@ -10,13 +10,14 @@ BIN := $(VENV)/bin
 DEB_PACKAGES := iproute2 iputils-ping network-manager dbus shellcheck chromium
 DEB_COMMANDS := ip ping nmcli dbus-daemon shellcheck chromium
 
-.PHONY: help venv deps test lint sanity unit integration molecule demo clean
+.PHONY: help venv deps test lint sanity unit integration molecule demo bench clean
 
 help:
 	@echo "make demo   - show a broken multi-rail lab host, fix it with the role, prove each rail"
 	@echo "make test   - everything: lint, sanity, unit, integration on the real kernel, molecule"
 	@echo "make venv   - create $(VENV) from the pinned requirements.txt"
 	@echo "make lint   - ansible-lint (production profile), ansible-test sanity, changelog lint"
+	@echo "make bench  - this collection against community.general.nmcli and plain ip commands (QUICK=1: under 3 minutes)"
 
 # The venv is rebuilt when requirements.txt changes. It also holds the checkout
 # linked as ansible_collections/roce/multirail and a separate interpreter for
@@ -65,6 +66,19 @@ test: venv deps lint unit integration molecule
 # the fix (playbooks/site.yml), the proof per rail, then the lab is removed.
 demo: venv deps
 	$(BIN)/python tests/lab/demo.py
+
+# Side by side, in one run: site.yml, community.general.nmcli + ansible.posix.sysctl
+# (from a separate virtualenv of the `ansible` package) and the plain ip commands,
+# on namespace lab hosts with NetworkManager running; writes bench/results.json.
+BENCH_VENV := $(VENV)/bench
+bench: venv deps $(BENCH_VENV)/.stamp
+	$(BENCH_VENV)/bin/python bench/run.py $(if $(QUICK),--quick)
+
+$(BENCH_VENV)/.stamp: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r bench/requirements.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) tests/output .pytest_cache

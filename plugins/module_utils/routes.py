@@ -12,6 +12,7 @@ attributes is *replaced*. The protocol is not part of the identity.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import (
@@ -26,7 +27,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.common import (
     parse_prefix,
     required,
 )
-from ansible_collections.roce.multirail.plugins.module_utils.rules import PROTO_NAMES, PROTO_STATIC
+from ansible_collections.roce.multirail.plugins.module_utils.rules import PROTO_NAMES, PROTO_STATIC, canonical_prefix, ipv4_host
 
 SCOPES = {'global': 0, 'universe': 0, 'site': 200, 'link': 253, 'host': 254, 'nowhere': 255}
 SCOPE_NAMES = {0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere'}
@@ -111,13 +112,12 @@ def route_from_dump(header, attrs, ifnames):
     """
     dst = '%s/%d' % (attrs.get('RTA_DST', '0.0.0.0'), header.get('dst_len', 0))
     extra = []
-    for name, value in sorted(attrs.items()):
-        if name not in _KNOWN_ATTRS:
-            extra.append((name, _flat(value)))
+    for name in sorted(attrs.keys() - _KNOWN_ATTRS):
+        extra.append((name, _flat(attrs[name])))
     oif = attrs.get('RTA_OIF')
     return Route(
         table=attrs.get('RTA_TABLE', header.get('table', 0)),
-        dst=str(ipaddress.ip_network(dst, strict=False)),
+        dst=canonical_prefix(dst),
         metric=attrs.get('RTA_PRIORITY', 0) or 0,
         tos=header.get('tos', 0) or 0,
         gateway=attrs.get('RTA_GATEWAY', '') or '',
@@ -163,6 +163,7 @@ def desired_tables(specs, state='present'):
     """Parse the module's `tables` list; raises InvalidArgument on bad input."""
     tables = []
     seen_tables = {}
+    devices = set()                # names check_ifname accepted
     for t_index, obj, spec in mappings('tables', specs):
         table = check_table(obj, required(obj, spec, 'table'))
         if table in seen_tables:
@@ -176,20 +177,25 @@ def desired_tables(specs, state='present'):
             robj = 'table %d route %d' % (table, r_index)
             if rspec.get('dst') == '':
                 raise InvalidArgument('%s: dst is required' % robj)
-            dst = parse_prefix(robj, 'dst', required(robj, rspec, 'dst'))
-            if dst.version != 4:
-                raise InvalidArgument('%s: dst %s is IPv6; rail_table manages IPv4 routes only'
-                                      % (robj, rspec['dst'].strip()))
-            robj = 'table %d route %s' % (table, host_form(str(dst)))
+            dst = ipv4_host(rspec.get('dst'))
+            if not dst:
+                net = parse_prefix(robj, 'dst', required(robj, rspec, 'dst'))
+                if net.version != 4:
+                    raise InvalidArgument('%s: dst %s is IPv6; rail_table manages IPv4 routes only'
+                                          % (robj, rspec['dst'].strip()))
+                dst = str(net)
+            robj = 'table %d route %s' % (table, host_form(dst))
             gateway = ''
             if rspec.get('gateway') not in (None, ''):
                 gateway = str(parse_address(robj, 'gateway', rspec['gateway'], family=4))
-            dev = check_ifname(robj, 'dev', rspec['dev']) if rspec.get('dev') else ''
+            dev = rspec.get('dev') or ''
+            if dev and (not isinstance(dev, str) or dev not in devices):
+                devices.add(check_ifname(robj, 'dev', dev))
             metric = rspec.get('metric')
             if metric is not None:
                 check_u32(robj, 'metric', metric)
             if state == 'absent':
-                matches.append((str(dst), metric, gateway, dev))
+                matches.append((dst, metric, gateway, dev))
                 continue
             if not dev:
                 raise InvalidArgument('%s: dev is required, so the route can only ever leave through that NIC'
@@ -205,7 +211,7 @@ def desired_tables(specs, state='present'):
             onlink = bool(rspec.get('onlink'))
             if onlink and not gateway:
                 raise InvalidArgument('%s: onlink needs a gateway' % robj)
-            route = Route(table=table, dst=str(dst), metric=metric or 0, gateway=gateway,
+            route = Route(table=table, dst=dst, metric=metric or 0, gateway=gateway,
                           dev=dev, src=src, scope=scope, onlink=onlink)
             if route.key() in keys:
                 raise InvalidArgument(
@@ -245,20 +251,20 @@ def validate_routes(tables, links, current, purge=False):
             local.add(str(ipaddress.ip_interface(addr).ip))
     for spec in tables:
         for route in spec.routes:
-            obj = 'table %d route %s' % (route.table, host_form(route.dst))
             link = links.get(route.dev)
             if link is None:
-                raise InvalidArgument('%s: dev %s does not exist on this host' % (obj, route.dev))
-            if not link.up:
-                raise InvalidArgument('%s: dev %s is down; the kernel refuses routes through a down device'
-                                      % (obj, route.dev))
-            if route.src and route.src not in local:
-                raise InvalidArgument('%s: src %s is not an address of this host' % (obj, route.src))
-            if route.gateway and not route.onlink and not _reachable(route, link, spec.routes, current):
+                problem = 'dev %s does not exist on this host' % route.dev
+            elif not link.up:
+                problem = 'dev %s is down; the kernel refuses routes through a down device' % route.dev
+            elif route.src and route.src not in local:
+                problem = 'src %s is not an address of this host' % route.src
+            elif route.gateway and not route.onlink and not _reachable(route, link, spec.routes, current):
                 subnets = ', '.join(str(ipaddress.ip_interface(a).network) for a in link.addresses) or 'none'
-                raise InvalidArgument(
-                    '%s: gateway %s is not reachable on dev %s (its subnets: %s); '
-                    'fix the gateway or set onlink' % (obj, route.gateway, route.dev, subnets))
+                problem = ('gateway %s is not reachable on dev %s (its subnets: %s); fix the gateway or set onlink'
+                           % (route.gateway, route.dev, subnets))
+            else:
+                continue
+            raise InvalidArgument('table %d route %s: %s' % (route.table, host_form(route.dst), problem))
 
 
 def _reachable(route, link, table_routes, current):
@@ -305,12 +311,16 @@ def decide_routes(current, tables, state='present', purge=False):
                 if not spec.matches or any(_matches(route, m) for m in spec.matches):
                     gone.append(route)
             remove.extend(gone)
-            after[spec.table] = tuple(sorted((r for r in existing if r not in gone), key=_order))
+            removed = set(gone)
+            after[spec.table] = tuple(sorted((r for r in existing if r not in removed), key=_order))
             continue
+        by_key = {}
+        for route in existing:
+            by_key.setdefault(route.key(), []).append(route)
         kept = set()
         result = []
         for wanted in spec.routes:
-            same_key = [r for r in existing if r.key() == wanted.key()]
+            same_key = by_key.get(wanted.key(), [])
             if wanted in same_key:
                 kept.add(wanted)
             elif same_key:
@@ -340,8 +350,9 @@ def _matches(route, match):
 
 
 def _order(route):
-    net = ipaddress.ip_network(route.dst)
-    return (net.prefixlen != 0, int(net.network_address), -net.prefixlen, route.metric)
+    address, _slash, length = route.dst.partition('/')
+    bits = int(length)
+    return (bits != 0, int.from_bytes(socket.inet_pton(socket.AF_INET, address), 'big'), -bits, route.metric)
 
 
 def add_order(routes):

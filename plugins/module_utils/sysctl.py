@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) roce.multirail contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Per-interface IPv4 sysctls (net.ipv4.conf.*): read, decide, write, explain.
+"""Per-interface IPv4 sysctls (net.ipv4.conf.*): read, decide, write, explain; their sysctl.d file.
 
 /proc/sys/net is per network namespace: what this reads and writes belongs to
 the namespace the module runs in. An interface named eth0.100 is the directory
@@ -12,6 +12,7 @@ because '.' separates the parts of a sysctl key.
 from __future__ import annotations
 
 import os
+import re
 from typing import Dict, NamedTuple, Tuple
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument, check_ifname, parse_int
@@ -223,3 +224,55 @@ def needed_pairs(settings):
         if 'accept_redirects' in keys:
             pairs.add((device, 'forwarding'))
     return sorted(pairs)
+
+
+# --- the sysctl.d file that persists them ----------------------------------
+
+SYSCTL_D_HEADER = (
+    '# Written by roce.multirail.rail_keyfiles (source_routing role); local changes are overwritten.\n'
+    '# Per-rail ARP and reverse-path settings, applied at boot by systemd-sysctl.\n'
+    '# A later file in /etc/sysctl.d setting the same key wins over this one.\n')
+SYSCTL_D_FORM = 'net.ipv4.conf.<interface, all or default>.<key> = <integer>'
+_SYSCTL_D_LINE = re.compile(r'net\.ipv4\.conf\.([^.\s=]+)\.([a-z0-9_]+)[ \t]*=[ \t]*(-?[0-9]+)')
+
+
+def check_sysctl_lines(lines, field='sysctl_lines'):
+    """Validate sysctl.d lines as plan.sysctl_lines() writes them; return them in canonical form.
+
+    Each line sets one key: net.ipv4.conf.<target>.<key> = <integer>, the target
+    all, default or an interface name with '/' for '.' (eth0/100). A line break
+    or anything else that could add a setting is refused, and so is a key set
+    twice (the later line would silently win). InvalidArgument names the index
+    and the value.
+    """
+    if not isinstance(lines, list):
+        raise InvalidArgument('%s: expected a list of "%s" lines, got %r' % (field, SYSCTL_D_FORM, lines))
+    canonical, seen = [], {}
+    for index, line in enumerate(lines):
+        obj = '%s[%d]' % (field, index)
+        if not isinstance(line, str):
+            raise InvalidArgument('%s: %r is not a string' % (obj, line))
+        if '\n' in line or '\r' in line:
+            raise InvalidArgument('%s: %r holds a line break; give one setting per line' % (obj, line))
+        match = _SYSCTL_D_LINE.fullmatch(line)
+        if not match:
+            raise InvalidArgument('%s: %r is not a "%s" line' % (obj, line, SYSCTL_D_FORM))
+        target, key, value = match.group(1), match.group(2), int(match.group(3))
+        if target not in TARGETS_NOT_DEVICES:
+            try:
+                check_ifname(obj, 'interface', device_dir(target))
+            except InvalidArgument as exc:
+                raise InvalidArgument('%s (in %r)' % (exc, line))
+        if not -2 ** 31 <= value <= 2 ** 31 - 1:
+            raise InvalidArgument('%s: %r: %d is out of range %d-%d' % (obj, line, value, -2 ** 31, 2 ** 31 - 1))
+        name = key_name(target, key)
+        if name in seen:
+            raise InvalidArgument('%s: %r sets %s again, after %s[%d]' % (obj, line, name, field, seen[name]))
+        seen[name] = index
+        canonical.append('%s = %d' % (name, value))
+    return canonical
+
+
+def render_sysctl_file(lines):
+    """The sysctl.d file holding these (checked) lines, under its header."""
+    return SYSCTL_D_HEADER + ''.join(line + '\n' for line in lines)

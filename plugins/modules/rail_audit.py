@@ -186,26 +186,26 @@ from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     NetlinkError,
     connect,
     dump_links,
+    dump_neighbours,
     dump_routes,
     dump_rules,
+    route_get,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import read_value
 
 SYSCTL_DIRS = ('/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d')
-RTM_F_LOOKUP_TABLE = 0x1000
 NUD_STATES = {0x01: 'INCOMPLETE', 0x02: 'REACHABLE', 0x04: 'STALE', 0x08: 'DELAY', 0x10: 'PROBE',
               0x20: 'FAILED', 0x40: 'NOARP', 0x80: 'PERMANENT'}
 
 
-def route_get(ipr, links, source, target):
+def lookup(nl, links, source, target):
     names = dict((link.index, name) for name, link in links.items())
     try:
-        # RTM_F_LOOKUP_TABLE, as `ip route get` sets it: report the table that matched, not main.
-        answer = ipr.route('get', dst=target, src=source, flags=RTM_F_LOOKUP_TABLE)[0]
+        answer = route_get(nl, source, target)
     except NetlinkError as exc:
         return RouteAnswer(error=str(exc))
-    return RouteAnswer(dev=names.get(answer.get_attr('RTA_OIF'), ''), table=answer.get_attr('RTA_TABLE') or 0,
-                       gateway=answer.get_attr('RTA_GATEWAY') or '')
+    return RouteAnswer(dev=names.get(answer.get('RTA_OIF'), ''), table=answer.get('RTA_TABLE') or 0,
+                       gateway=answer.get('RTA_GATEWAY') or '')
 
 
 def _checksum(data):
@@ -263,12 +263,10 @@ def probe(pairs, timeout):
     return result
 
 
-def read_neighbours(ipr, links):
+def read_neighbours(nl, links):
     names = dict((link.index, name) for name, link in links.items())
-    found = {}
-    for msg in ipr.get_neighbours(family=socket.AF_INET):
-        found[(names.get(msg['ifindex'], ''), msg.get_attr('NDA_DST'))] = NUD_STATES.get(msg['state'], 'NONE')
-    return found
+    return dict(((names.get(index, ''), address), NUD_STATES.get(state, 'NONE'))
+                for index, address, state in dump_neighbours(nl))
 
 
 def read_conf(devices):
@@ -427,10 +425,10 @@ def main():
     before = read_rp_drops() if interval else None
     started = time.time()
 
-    with connect() as ipr:
-        links = dump_links(ipr)
-        rules, _raw_rules = dump_rules(ipr)
-        routes, _raw_routes = dump_routes(ipr, links)
+    with connect() as nl:
+        links = dump_links(nl)
+        rules, _raw_rules = dump_rules(nl)
+        routes, _raw_routes = dump_routes(nl, links)
         partial = Snapshot(links=links, rules=rules, routes=routes, route_get={}, neighbours={}, conf={},
                            sysctl_files=[], networkd={})
         plan = module.params['plan']
@@ -453,7 +451,7 @@ def main():
                                                             planned.get(device))
             targets[device] = target
             for ip in ips:
-                answers[(ip, target)] = route_get(ipr, links, ip, target)
+                answers[(ip, target)] = lookup(nl, links, ip, target)
         probes = {}
         if module.params['probe']:
             pairs = {}
@@ -465,7 +463,7 @@ def main():
             sent = probe(sorted(set(pairs.values())), module.params['probe_timeout'])
             probes = dict((device, {'source': pair[0], 'gateway': pair[1], 'error': sent[pair]})
                           for device, pair in pairs.items())
-        neighbours = read_neighbours(ipr, links)
+        neighbours = read_neighbours(nl, links)
 
     if interval:
         time.sleep(max(0.0, interval - (time.time() - started)))

@@ -249,9 +249,9 @@ def normalized(raw, convert):
     return found
 
 
-def take_snapshot(ipr, links, settings, priority_range, planned_tables):
-    current_rules, raw_rules = dump_rules(ipr)
-    routes, raw_routes = dump_routes(ipr, links)
+def take_snapshot(nl, links, settings, priority_range, planned_tables):
+    current_rules, raw_rules = dump_rules(nl)
+    routes, raw_routes = dump_routes(nl, links)
     tables, stale = owned_tables(current_rules, priority_range, planned_tables)
     low, high = priority_range
     snapshot = {
@@ -264,14 +264,14 @@ def take_snapshot(ipr, links, settings, priority_range, planned_tables):
     return snapshot, stale, current_rules, routes
 
 
-def check(module, ipr, rails, rules, tables, priority_range):
-    links = dump_links(ipr)
+def check(module, nl, rails, rules, tables, priority_range):
+    links = dump_links(nl)
     problems = missing_nics(rails, links)
     if problems:
         module.fail_json(msg='nothing was changed: %s' % '; '.join(problems), problems=problems)
     settings = desired_settings(module.params['plan']['conf'])
     snapshot, stale, current_rules, routes = take_snapshot(
-        ipr, links, settings, priority_range, [t.table for t in tables])
+        nl, links, settings, priority_range, [t.table for t in tables])
     protected, report = management_addresses(module.params['management'])
     errors, warnings = management_findings(rules, rails, protected, routes, links, tables)
     if module.params['allow_management_capture']:
@@ -294,7 +294,7 @@ def plain_rule(data):
     return rule_from_dump(data['header'], dict(data['attrs']))
 
 
-def restore(module, ipr):
+def restore(module, nl):
     snapshot = module.params['restore']
     try:
         low, high = snapshot['priority_range']
@@ -303,19 +303,19 @@ def restore(module, ipr):
         kept = dict(((s['target'], s['key']), s['value']) for s in snapshot['sysctls'])
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidArgument('restore: not a snapshot returned by rail_guard (%s)' % exc)
-    links = dump_links(ipr)
+    links = dump_links(nl)
     ifnames = dict((link.index, link.name) for link in links.values())
 
     def plain_route(data):
         return route_from_dump(data['header'], dict(data['attrs']), ifnames)
 
-    _rules, raw_rules = dump_rules(ipr)
+    _rules, raw_rules = dump_rules(nl)
     now_rules = normalized(raw_rules, plain_rule)      # in kernel order, as dumped
     in_range = [r for r in now_rules if low <= r.priority <= high]
     rule_changes = decide_rules(in_range, list(snap_rules), 'present', (low, high))
     check_exact(rule_changes.remove, 'rule')
 
-    _routes, raw_routes = dump_routes(ipr, links)
+    _routes, raw_routes = dump_routes(nl, links)
     now_routes = normalized(raw_routes, plain_route)
     snap_routes = dict((plain_route(d), Raw.from_data(d)) for d in snapshot['routes'])
     route_changes = restore_routes(list(now_routes), list(snap_routes), tables)
@@ -334,10 +334,10 @@ def restore(module, ipr):
     if changed and not module.check_mode:
         raw = dict(now_rules)
         raw.update(snap_rules)
-        apply_rules(ipr, rule_changes, raw)
+        apply_rules(nl, rule_changes, raw)
         raw = dict(now_routes)
         raw.update(snap_routes)
-        apply_routes(ipr, route_changes, links, raw, add_order)
+        apply_routes(nl, route_changes, links, raw, add_order)
         apply_sysctls(sysctl_changes)
 
     result = dict(changed=changed, restored=dict(
@@ -375,12 +375,12 @@ def main():
         module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
     try:
         if module.params['restore'] is not None:
-            with host_lock(), connect() as ipr:
-                result = restore(module, ipr)
+            with host_lock(), connect() as nl:
+                result = restore(module, nl)
         else:
             rails, rules, tables, priority_range = read_plan(module.params['plan'])
-            with host_lock(), connect() as ipr:
-                result = check(module, ipr, rails, rules, tables, priority_range)
+            with host_lock(), connect() as nl:
+                result = check(module, nl, rails, rules, tables, priority_range)
     except (InvalidArgument, ApplyError, LockTimeout) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

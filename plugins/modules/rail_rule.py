@@ -224,8 +224,8 @@ def main():
         module.fail_json(msg=str(exc))
 
     try:
-        with host_lock(), connect() as ipr:
-            current, raw = dump_rules(ipr)
+        with host_lock(), connect() as nl:
+            current, raw = dump_rules(nl)
             if module.params['exclusive'] and state == 'present':
                 problems = foreign_conflicts(current, desired, priority_range)
                 if problems:
@@ -234,15 +234,16 @@ def main():
             check_exact(changes.remove, 'rule')
             changed = bool(changes.add or changes.remove)
             if changed and not module.check_mode:
-                apply_rules(ipr, changes, raw)
+                apply_rules(nl, changes, raw)
     except (InvalidArgument, ApplyError, LockTimeout) as exc:
         module.fail_json(msg=str(exc))
 
+    shown = dict((rule, rule.as_dict()) for rule in set(changes.add + changes.remove + changes.after))
     result = dict(
         changed=changed,
-        added=[rule.as_dict() for rule in changes.add],
-        removed=[rule.as_dict() for rule in changes.remove],
-        rules=[rule.as_dict() for rule in changes.after],
+        added=[shown[rule] for rule in changes.add],
+        removed=[shown[rule] for rule in changes.remove],
+        rules=[shown[rule] for rule in changes.after],
     )
     if module._diff:
         result['diff'] = dict(before=render_rules(changes.before), after=render_rules(changes.after),

@@ -215,26 +215,28 @@ def main():
         module.fail_json(msg=str(exc))
 
     try:
-        with host_lock(), connect() as ipr:
-            links = dump_links(ipr)
-            current, raw = dump_routes(ipr, links)
+        with host_lock(), connect() as nl:
+            links = dump_links(nl)
+            current, raw = dump_routes(nl, links)
             if state == 'present':
                 validate_routes(tables, links, current, module.params['purge'])
             changes = decide_routes(current, tables, state, module.params['purge'])
             check_exact(list(changes.remove) + [old for old, _new in changes.replace], 'route')
             changed = bool(changes.add or changes.replace or changes.remove)
             if changed and not module.check_mode:
-                apply_routes(ipr, changes, links, raw, add_order)
+                apply_routes(nl, changes, links, raw, add_order)
     except (InvalidArgument, ApplyError, LockTimeout) as exc:
         module.fail_json(msg=str(exc))
 
+    every = [route for routes in [changes.add, changes.remove] + list(changes.replace) + list(changes.after.values())
+             for route in routes]
+    shown = dict((route, route.as_dict()) for route in set(every))
     result = dict(
         changed=changed,
-        added=[route.as_dict() for route in changes.add],
-        replaced=[dict(before=old.as_dict(), after=new.as_dict()) for old, new in changes.replace],
-        removed=[route.as_dict() for route in changes.remove],
-        tables=dict((str(table), [route.as_dict() for route in routes])
-                    for table, routes in changes.after.items()),
+        added=[shown[route] for route in changes.add],
+        replaced=[dict(before=shown[old], after=shown[new]) for old, new in changes.replace],
+        removed=[shown[route] for route in changes.remove],
+        tables=dict((str(table), [shown[route] for route in routes]) for table, routes in changes.after.items()),
     )
     if module._diff:
         result['diff'] = dict(before=render_tables(changes.before), after=render_tables(changes.after),

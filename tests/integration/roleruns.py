@@ -36,8 +36,8 @@ REASON_TASK = 'Fail the host with the reason'
 TABLE_TASK = 'Install the rail routing tables'
 RULE_TASK = 'Install one rule per rail source'
 SYSCTL_TASK = 'Set the ARP and reverse-path sysctls'
-KEYFILE_TASK = 'Write one NetworkManager keyfile per rail'
-PERSIST_SYSCTL_TASK = 'Persist the sysctls'
+PERSIST_TASK = 'Write the rail keyfiles and the sysctl.d file'
+ACTIVATE_HANDLER = 'Activate the rail connections'
 
 
 # --- lab hosts, inventories, runs ------------------------------------------
@@ -113,8 +113,12 @@ class Run:
         return sorted(task for task, status in self.tasks.items() if status == 'changed')
 
 
-def site(description, tmp_path, host_vars, *options):
-    """Run playbooks/site.yml against the lab host with these role variables."""
+def site(description, tmp_path, host_vars, *options, env=None):
+    """Run playbooks/site.yml against the lab host with these role variables.
+
+    env: more environment for ansible-playbook; the lab host's modules and
+    commands inherit it (the netns connection runs them with `ip netns exec`).
+    """
     host = description['host']
     python = os.path.join(BIN, 'python')
     data = {'all': {'children': {'roce_hosts': {'hosts': {host: dict(
@@ -122,8 +126,8 @@ def site(description, tmp_path, host_vars, *options):
     path = tmp_path / 'inventory.json'
     path.write_text(json.dumps(data, indent=2))
     proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', str(path), SITE] + list(options),
-                          capture_output=True, text=True, env=ansible_env(tmp_path), cwd=str(tmp_path),
-                          timeout=300, check=False)
+                          capture_output=True, text=True, env=dict(ansible_env(tmp_path), **(env or {})),
+                          cwd=str(tmp_path), timeout=300, check=False)
     return Run(host, proc)
 
 

@@ -28,7 +28,7 @@ import pytest
 from collection_path import COLLECTIONS
 from lab import roce_lab
 from roleruns import (
-    AUDIT_TASK, BIN, KEYFILE_TASK, PREFLIGHT_TASK, ROLE, RULE_TASK, SITE, SYSCTL_TASK, TABLE_TASK, Run,
+    AUDIT_TASK, BIN, PERSIST_TASK, PREFLIGHT_TASK, ROLE, RULE_TASK, SITE, SYSCTL_TASK, TABLE_TASK, Run,
     ansible_env, assert_ok, assert_proven, assert_same, full_dump, inventory, site)
 
 RAILS = 4
@@ -260,7 +260,7 @@ def test_two_runs_at_once_on_a_fresh_host(lab_hosts, playbooks, tmp_path, refere
           % (round_, time.monotonic() - started, [run.changed_tasks() for run in runs]))
     # Between them, the two runs applied everything once.
     applied = set(runs[0].changed_tasks()) | set(runs[1].changed_tasks())
-    assert {TABLE_TASK, RULE_TASK, SYSCTL_TASK, KEYFILE_TASK} <= applied, [run.output for run in runs]
+    assert {TABLE_TASK, RULE_TASK, SYSCTL_TASK, PERSIST_TASK} <= applied, [run.output for run in runs]
 
     after = full_dump(lab)
     assert_same(reference, content(after), 'compared with a clean converged host')
@@ -283,7 +283,7 @@ def test_two_runs_at_once_on_a_converged_host_change_nothing(lab_hosts, playbook
 
 # --- a run killed in the middle --------------------------------------------
 
-APPLY_ORDER = [TABLE_TASK, RULE_TASK, SYSCTL_TASK, AUDIT_TASK, KEYFILE_TASK]
+APPLY_ORDER = [TABLE_TASK, RULE_TASK, SYSCTL_TASK, AUDIT_TASK, PERSIST_TASK]
 
 
 def assert_killed_state(lab, task):
@@ -297,7 +297,7 @@ def assert_killed_state(lab, task):
         assert len(rules) == RAILS, rules
     if SYSCTL_TASK in done:
         assert roce_lab.read_sysctl(host, 'net.ipv4.conf.all.rp_filter') == 2
-    if task != KEYFILE_TASK:
+    if task != PERSIST_TASK:
         # Persisting comes after verification: not a file yet.
         files = full_dump(lab)['files']
         assert [path for path, entry in files.items() if entry[-1] is not None] == [], files
@@ -309,7 +309,7 @@ KILL_POINTS = {
     'after_tables_in_rule_task': (RULE_TASK, 'rail_rule'),
     'after_rules_in_sysctl_task': (SYSCTL_TASK, 'rail_sysctl'),
     'during_verification': (AUDIT_TASK, 'rail_audit'),
-    'after_verification_in_keyfile_task': (KEYFILE_TASK, 'rail_keyfiles'),
+    'after_verification_in_persist_task': (PERSIST_TASK, 'rail_keyfiles'),
 }
 
 

@@ -24,7 +24,7 @@ _counter = itertools.count()
 
 UUID = '5a8a3f38-8f2e-4a86-9a1a-2d4c3bb1d101'
 
-# One rail as the collection's template is to write it (every route with an explicit metric).
+# One rail as rail_keyfiles writes it (every route with an explicit metric).
 RAIL_IB0 = """\
 [connection]
 id=rail-ib0
@@ -332,6 +332,28 @@ def test_two_hosts_each_reach_their_own_networkmanager(lab):
     finally:
         other.close()
     assert nm.tree_pids(other.host) == [] and nm.pid(lab.host) is not None
+
+
+def test_processes_of_the_namespace_reach_it_through_bus_address(lab):
+    """`ip netns exec HOST` (the netns connection) sees the machine's /run, not the private one."""
+    other = Lab()
+    try:
+        lab.start('ib0')
+        other.start()
+
+        def states(host, address):
+            env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address)
+            proc = subprocess.run(['ip', 'netns', 'exec', host, 'nmcli', '-t', '-f', 'DEVICE,STATE', 'device'],
+                                  capture_output=True, text=True, env=env, check=False)
+            return proc.returncode, lines(proc.stdout)
+
+        assert states(lab.host, nm.bus_address(lab.host)) == (0, ['ib0:unavailable', 'ib1:unmanaged', 'lo:unmanaged'])
+        assert states(other.host, nm.bus_address(other.host)) == (0, ['ib0:unmanaged', 'ib1:unmanaged', 'lo:unmanaged'])
+        nm.stop(other.host)
+        assert states(other.host, nm.bus_address(other.host))[0] != 0, 'a stopped NetworkManager still answers'
+    finally:
+        other.close()
+    assert nm.pid(lab.host) is not None
 
 
 def test_start_refuses_the_machines_etc(lab):

@@ -1,15 +1,17 @@
 """roce.multirail.rail_keyfiles against real links, in throwaway namespaces.
 
 The module runs inside its own namespace (the `ns` fixture), exactly as Ansible
-would run it, and writes into a directory under tmp_path: nothing here touches
+would run it, and writes into directories under tmp_path: nothing here touches
 the machine's /etc. Rails are planned with plan.build_plan on the namespace's
-veth NICs. A keyfile is checked by its bytes and its stat (owner, mode, inode,
-mtime), so an unnecessary rewrite shows too.
+veth NICs. A keyfile or the sysctl.d file is checked by its bytes and its stat
+(owner, mode, inode, mtime), so an unnecessary rewrite shows too.
 """
 
 import os
 import shutil
 import stat
+
+import pytest
 
 from ansible_collections.roce.multirail.plugins.module_utils.keyfile import (
     connection_id,
@@ -46,6 +48,8 @@ def rails_on(ns, specs=None):
 
 def keyfiles(ns, rails, directory, check_mode=False, diff=False, expect_failure=False, **options):
     args = dict(options, rails=rails, directory=str(directory))
+    if 'sysctl_file' in args:
+        args['sysctl_file'] = str(args['sysctl_file'])
     return ns.module('rail_keyfiles', args, check_mode=check_mode, diff=diff, expect_failure=expect_failure)
 
 
@@ -305,3 +309,219 @@ def test_a_temporary_file_left_by_a_killed_run_is_removed(ns, tmp_path):
     result = keyfiles(ns, rails, directory)
     assert result['changed'] is True and result['removed'] == [str(leftover)] and not leftover.exists()
     assert keyfiles(ns, rails, directory)['changed'] is False
+
+
+# --- the sysctl.d file ---------------------------------------------------------
+
+# What the file must hold for RAILS with the default sysctls, literally: a header, then the plan's
+# lines, one setting each.
+SYSCTL_TEXT = """\
+# Written by roce.multirail.rail_keyfiles (source_routing role); local changes are overwritten.
+# Per-rail ARP and reverse-path settings, applied at boot by systemd-sysctl.
+# A later file in /etc/sysctl.d setting the same key wins over this one.
+net.ipv4.conf.all.accept_local = 1
+net.ipv4.conf.all.rp_filter = 2
+net.ipv4.conf.ib0.arp_announce = 2
+net.ipv4.conf.ib0.arp_ignore = 1
+net.ipv4.conf.ib0.rp_filter = 2
+net.ipv4.conf.ib1.arp_announce = 2
+net.ipv4.conf.ib1.arp_ignore = 1
+net.ipv4.conf.ib1.rp_filter = 2
+"""
+SYSCTL_NAME = '99-roce-multirail.conf'
+
+
+def persist_dirs(tmp_path):
+    """(keyfile directory, sysctl.d directory, sysctl file), the directories made."""
+    keyfile_dir, sysctl_dir = tmp_path / 'system-connections', tmp_path / 'sysctl.d'
+    keyfile_dir.mkdir()
+    sysctl_dir.mkdir()
+    return keyfile_dir, sysctl_dir, sysctl_dir / SYSCTL_NAME
+
+
+def persist(ns, rails, keyfile_dir, sysctl_file, lines=None, **options):
+    lines = build_plan(RAILS)['sysctl_lines'] if lines is None else lines
+    return keyfiles(ns, rails, keyfile_dir, sysctl_file=sysctl_file, sysctl_lines=lines, **options)
+
+
+def test_sysctl_file_written_root_0644_in_the_same_call_second_run_nothing(ns, tmp_path):
+    rails = rails_on(ns)
+    keyfile_dir, sysctl_dir, sysctl_file = persist_dirs(tmp_path)
+    (sysctl_dir / '10-other.conf').write_text('net.ipv4.ip_forward = 1\n')
+    other = snapshot(sysctl_dir)['10-other.conf']
+
+    result = persist(ns, rails, keyfile_dir, sysctl_file)
+    assert result['changed'] is True and result['keyfiles_changed'] is True
+    assert result['activate'] == IDS
+    assert result['sysctl_file'] == {'path': str(sysctl_file), 'changed': True}
+    assert sorted(snapshot(sysctl_dir)) == ['10-other.conf', SYSCTL_NAME]
+    mode, uid, gid, _ino, _mtime, content = snapshot(sysctl_dir)[SYSCTL_NAME]
+    assert (mode, uid, gid) == (0o644, 0, 0)
+    assert content == SYSCTL_TEXT
+    assert snapshot(sysctl_dir)['10-other.conf'] == other
+    # sysctl(8) itself reads it, in the namespace: every key is known to the kernel, every value taken.
+    ns.run('sysctl', '-q', '-p', str(sysctl_file))
+    assert ns.run('sysctl', '-n', 'net.ipv4.conf.ib1.arp_announce').strip() == '2'
+
+    before = (snapshot(keyfile_dir), snapshot(sysctl_dir))
+    again = persist(ns, rails, keyfile_dir, sysctl_file)
+    assert again['changed'] is False and again['keyfiles_changed'] is False
+    assert again['sysctl_file'] == {'path': str(sysctl_file), 'changed': False}
+    assert (snapshot(keyfile_dir), snapshot(sysctl_dir)) == before     # same bytes, inodes and mtimes
+
+
+def test_without_sysctl_file_no_sysctl_file_is_touched(ns, tmp_path):
+    rails = rails_on(ns)
+    keyfile_dir, sysctl_dir, _sysctl_file = persist_dirs(tmp_path)
+    (sysctl_dir / '.roce-multirail-k2x9q1').write_text('half-written\n')
+    before = snapshot(sysctl_dir)
+    result = keyfiles(ns, rails, keyfile_dir)
+    assert 'sysctl_file' not in result and result['keyfiles_changed'] is True
+    assert snapshot(sysctl_dir) == before
+
+
+def test_only_the_sysctl_file_changed_no_keyfile_to_activate(ns, tmp_path):
+    rails = rails_on(ns)
+    keyfile_dir, sysctl_dir, sysctl_file = persist_dirs(tmp_path)
+    persist(ns, rails, keyfile_dir, sysctl_file)
+    keyfiles_before = snapshot(keyfile_dir)
+    sysctl_file.write_text(SYSCTL_TEXT.replace('ib1.rp_filter = 2', 'ib1.rp_filter = 1'))
+
+    result = persist(ns, rails, keyfile_dir, sysctl_file)
+    assert result['changed'] is True
+    assert result['keyfiles_changed'] is False and result['activate'] == [] and result['removed'] == []
+    assert result['sysctl_file']['changed'] is True
+    assert [entry['changed'] for entry in result['files']] == [False, False]
+    assert read(sysctl_file) == SYSCTL_TEXT
+    assert snapshot(keyfile_dir) == keyfiles_before
+
+    # Other lines (another rail_sysctls): the file follows them, the keyfiles stay.
+    lines = build_plan(RAILS, rail_sysctls={'arp_ignore': 2})['sysctl_lines']
+    result = persist(ns, rails, keyfile_dir, sysctl_file, lines=lines)
+    assert result['sysctl_file']['changed'] is True and result['keyfiles_changed'] is False
+    assert read(sysctl_file).splitlines()[3:] == lines
+    assert snapshot(keyfile_dir) == keyfiles_before
+
+
+def test_sysctl_file_wrong_mode_or_owner_is_fixed(ns, tmp_path):
+    rails = rails_on(ns)
+    keyfile_dir, sysctl_dir, sysctl_file = persist_dirs(tmp_path)
+    persist(ns, rails, keyfile_dir, sysctl_file)
+    keyfiles_before = snapshot(keyfile_dir)
+
+    for breaks in (lambda: os.chmod(str(sysctl_file), 0o600), lambda: os.chmod(str(sysctl_file), 0o666),
+                   lambda: os.chown(str(sysctl_file), 1000, 1000)):
+        breaks()
+        result = persist(ns, rails, keyfile_dir, sysctl_file)
+        assert result['sysctl_file']['changed'] is True and result['keyfiles_changed'] is False
+        mode, uid, gid, _ino, _mtime, content = snapshot(sysctl_dir)[SYSCTL_NAME]
+        assert (mode, uid, gid, content) == (0o644, 0, 0, SYSCTL_TEXT)
+        assert persist(ns, rails, keyfile_dir, sysctl_file)['changed'] is False
+    assert snapshot(keyfile_dir) == keyfiles_before
+
+
+def test_sysctl_file_check_mode_reports_and_writes_nothing_diff_tells_the_content(ns, tmp_path):
+    rails = rails_on(ns)
+    keyfile_dir, sysctl_dir, sysctl_file = persist_dirs(tmp_path)
+
+    result = persist(ns, rails, keyfile_dir, sysctl_file, check_mode=True, diff=True)
+    assert result['changed'] is True and result['sysctl_file'] == {'path': str(sysctl_file), 'changed': True}
+    assert result['diff'][-1] == {'before': '', 'after': SYSCTL_TEXT, 'before_header': str(sysctl_file),
+                                  'after_header': str(sysctl_file)}
+    assert os.listdir(str(sysctl_dir)) == [] and os.listdir(str(keyfile_dir)) == []
+
+    persist(ns, rails, keyfile_dir, sysctl_file)
+    drifted = SYSCTL_TEXT.replace('all.rp_filter = 2', 'all.rp_filter = 1')
+    write(sysctl_file, drifted, mode=0o600)
+    before = (snapshot(keyfile_dir), snapshot(sysctl_dir))
+    result = persist(ns, rails, keyfile_dir, sysctl_file, check_mode=True, diff=True)
+    assert result['changed'] is True and result['sysctl_file']['changed'] is True
+    assert result['keyfiles_changed'] is False
+    # Only the sysctl.d file differs: the diff holds it alone, before and after.
+    assert result['diff'] == [{'before': drifted, 'after': SYSCTL_TEXT, 'before_header': str(sysctl_file),
+                               'after_header': str(sysctl_file)}]
+    assert (snapshot(keyfile_dir), snapshot(sysctl_dir)) == before
+
+    result = persist(ns, rails, keyfile_dir, sysctl_file, diff=True)
+    assert result['diff'] == [{'before': drifted, 'after': SYSCTL_TEXT, 'before_header': str(sysctl_file),
+                               'after_header': str(sysctl_file)}]
+    assert persist(ns, rails, keyfile_dir, sysctl_file, diff=True)['diff'] == []
+
+
+BAD_LINES = {
+    # case: (the bad line, words the message must hold besides its index and the value)
+    'newline': ('net.ipv4.conf.ib0.arp_ignore = 1\nnet.ipv4.ip_forward = 1', ['line break']),
+    'no_equals': ('net.ipv4.conf.ib0.arp_ignore 1', ['is not a "net.ipv4.conf.']),
+    'not_a_number': ('net.ipv4.conf.ib0.arp_ignore = one', ['is not a "net.ipv4.conf.']),
+    'not_net_ipv4_conf': ('kernel.panic = 10', ['is not a "net.ipv4.conf.']),
+    'dotted_interface': ('net.ipv4.conf.eth0.100.rp_filter = 2', ['is not a "net.ipv4.conf.']),
+    'key_twice': ('net.ipv4.conf.all.rp_filter = 1', ['sets net.ipv4.conf.all.rp_filter again, after sysctl_lines[1]']),
+}
+
+
+@pytest.mark.parametrize('case', sorted(BAD_LINES))
+def test_a_bad_sysctl_line_is_refused_naming_it_and_nothing_is_written(ns, tmp_path, case):
+    rails = rails_on(ns)
+    keyfile_dir, sysctl_dir, sysctl_file = persist_dirs(tmp_path)
+    bad, words = BAD_LINES[case]
+    lines = build_plan(RAILS)['sysctl_lines']
+    lines.insert(3, bad)
+    write(keyfile_dir / file_name('ib7'), stale_text('ib7'))
+    before = (snapshot(keyfile_dir), snapshot(sysctl_dir))
+
+    result = persist(ns, rails, keyfile_dir, sysctl_file, lines=lines, expect_failure=True)
+    assert result['msg'].startswith('sysctl_lines[3]: %r' % bad), result['msg']
+    for word in words:
+        assert word in result['msg'], '%r not in %r' % (word, result['msg'])
+    # No keyfile written, the stale one not purged, no sysctl.d file.
+    assert (snapshot(keyfile_dir), snapshot(sysctl_dir)) == before
+
+
+def test_sysctl_file_in_a_missing_directory_is_refused_and_nothing_is_written(ns, tmp_path):
+    rails = rails_on(ns)
+    keyfile_dir, _sysctl_dir, _sysctl_file = persist_dirs(tmp_path)
+    missing = tmp_path / 'etc' / 'sysctl.d' / SYSCTL_NAME
+    result = persist(ns, rails, keyfile_dir, missing, expect_failure=True)
+    assert result['msg'] == 'sysctl_file %s: directory %s does not exist' % (missing, missing.parent), result['msg']
+    assert os.listdir(str(keyfile_dir)) == [] and not os.path.exists(str(tmp_path / 'etc'))
+
+    # A directory where the file should be: refused too.
+    (tmp_path / 'sysctl.d' / SYSCTL_NAME).mkdir()
+    result = persist(ns, rails, keyfile_dir, tmp_path / 'sysctl.d' / SYSCTL_NAME, expect_failure=True)
+    assert 'is not a regular file' in result['msg'], result['msg']
+    assert os.listdir(str(keyfile_dir)) == []
+
+
+def test_sysctl_lines_go_with_sysctl_file(ns, tmp_path):
+    rails = rails_on(ns)
+    keyfile_dir, sysctl_dir, sysctl_file = persist_dirs(tmp_path)
+    result = keyfiles(ns, rails, keyfile_dir, sysctl_lines=build_plan(RAILS)['sysctl_lines'], expect_failure=True)
+    assert 'sysctl_file' in result['msg'] and 'sysctl_lines' in result['msg'], result['msg']
+    result = keyfiles(ns, rails, keyfile_dir, sysctl_file=sysctl_file, expect_failure=True)
+    assert 'sysctl_file' in result['msg'] and 'sysctl_lines' in result['msg'], result['msg']
+    assert os.listdir(str(keyfile_dir)) == [] and os.listdir(str(sysctl_dir)) == []
+
+    # Empty lines (a plan with no sysctls): the header alone.
+    result = persist(ns, rails, keyfile_dir, sysctl_file, lines=[])
+    assert result['sysctl_file']['changed'] is True
+    assert read(sysctl_file) == ''.join(SYSCTL_TEXT.splitlines(True)[:3])
+
+
+def test_a_temporary_file_left_in_the_sysctl_directory_is_removed(ns, tmp_path):
+    rails = rails_on(ns)
+    keyfile_dir, sysctl_dir, sysctl_file = persist_dirs(tmp_path)
+    persist(ns, rails, keyfile_dir, sysctl_file)
+    leftover = sysctl_dir / '.roce-multirail-k2x9q1'
+    leftover.write_text('net.ipv4.conf.all.rp_filter = 2\n')
+    result = persist(ns, rails, keyfile_dir, sysctl_file, check_mode=True)
+    assert result['changed'] is True and result['removed'] == [str(leftover)] and leftover.exists()
+    result = persist(ns, rails, keyfile_dir, sysctl_file)
+    assert result['changed'] is True and result['removed'] == [str(leftover)] and not leftover.exists()
+    assert result['keyfiles_changed'] is False and result['sysctl_file']['changed'] is False
+    assert persist(ns, rails, keyfile_dir, sysctl_file)['changed'] is False
+
+    # Both files in one directory: a leftover there is removed once.
+    result = persist(ns, rails, sysctl_dir, sysctl_file)
+    leftover.write_text('half\n')
+    result = persist(ns, rails, sysctl_dir, sysctl_file)
+    assert result['removed'] == [str(leftover)] and not leftover.exists()

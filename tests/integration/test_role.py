@@ -10,14 +10,16 @@ stat) is compared before and after. A playbook run costs seconds: the runs are
 few, and a test reuses one lab host for several of them.
 """
 
+import os
+
 import pytest
 
-from lab import roce_lab
+from lab import nm, roce_lab
 from roleruns import (  # noqa: F401 pylint: disable=unused-import
-    AUDIT_TASK, KEYFILE_TASK, PERSIST_SYSCTL_TASK, PLAN_TASK, PREFLIGHT_TASK, REASON_TASK, RESTORE_TASK, RULE_TASK,
+    ACTIVATE_HANDLER, AUDIT_TASK, PERSIST_TASK, PLAN_TASK, PREFLIGHT_TASK, REASON_TASK, RESTORE_TASK, RULE_TASK,
     SYSCTL_FILE, SYSCTL_TASK, TABLE_TASK, VERIFY_TASK,
-    assert_ok, assert_proven, assert_same, full_dump, inventory, keyfile, lab_host, persisted_files, rules_at, site,
-    table)
+    assert_ok, assert_proven, assert_same, etc, full_dump, inventory, keyfile, lab_host, persisted_files, rules_at,
+    site, table)
 
 
 # --- tests -----------------------------------------------------------------
@@ -28,7 +30,7 @@ def test_converge_persist_prove_then_nothing_to_do(lab_host, tmp_path):
 
     first = site(lab, tmp_path, host_vars)
     assert_ok(first)
-    assert first.changed_tasks() == sorted([TABLE_TASK, RULE_TASK, SYSCTL_TASK, KEYFILE_TASK, PERSIST_SYSCTL_TASK])
+    assert first.changed_tasks() == sorted([TABLE_TASK, RULE_TASK, SYSCTL_TASK, PERSIST_TASK])
     assert_proven(lab)
 
     files = persisted_files(lab)
@@ -56,6 +58,99 @@ def test_converge_persist_prove_then_nothing_to_do(lab_host, tmp_path):
     second = site(lab, tmp_path, host_vars)
     assert_ok(second, changed=0)
     assert_same(converged, full_dump(lab), 'on a second run')
+
+
+# An nmcli stand-in: NetworkManager "runs", and every other call is logged and succeeds (no profile is
+# active on any device, so the handler brings each changed rail's connection up).
+FAKE_NMCLI = """#!/bin/sh
+if [ "$*" = "-t -f RUNNING general" ]; then echo running; exit 0; fi
+echo "$*" >> %s
+"""
+
+
+def activations(*devices):
+    """The nmcli calls the handler makes for these rails (none of them active yet)."""
+    calls = ['connection reload']
+    for device in devices:
+        calls += ['-g GENERAL.CONNECTION device show %s' % device,
+                  '--wait 60 connection up id roce-multirail-%s' % device]
+    return calls
+
+
+def test_only_a_changed_keyfile_activates_a_changed_sysctl_file_alone_does_not(lab_host, tmp_path):
+    lab = lab_host(2)
+    host_vars = inventory(lab)
+    fake, log = tmp_path / 'fake-bin', tmp_path / 'nmcli.log'
+    fake.mkdir()
+    (fake / 'nmcli').write_text(FAKE_NMCLI % log)
+    os.chmod(str(fake / 'nmcli'), 0o755)
+    env = {'PATH': str(fake) + os.pathsep + os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}
+
+    def calls():
+        made = log.read_text().splitlines() if log.exists() else []
+        log.write_text('')
+        return made
+
+    first = site(lab, tmp_path, host_vars, env=env)
+    assert_ok(first)
+    assert first.changed_tasks() == sorted([TABLE_TASK, RULE_TASK, SYSCTL_TASK, PERSIST_TASK, ACTIVATE_HANDLER])
+    assert calls() == activations('ib0', 'ib1'), first.output
+    converged = persisted_files(lab)
+
+    # The sysctl.d file edited by hand (a value and the mode): rewritten, no rail activated.
+    sysctl_file = etc(lab, SYSCTL_FILE)
+    with open(sysctl_file, 'a') as handle:
+        handle.write('net.ipv4.conf.ib1.rp_filter = 1\n')
+    os.chmod(sysctl_file, 0o600)
+    run = site(lab, tmp_path, host_vars, env=env)
+    assert_ok(run, changed=1)
+    assert run.changed_tasks() == [PERSIST_TASK], run.output
+    assert run.tasks.get(ACTIVATE_HANDLER) == 'skipping', run.output
+    assert calls() == [], run.output
+    healed = persisted_files(lab)
+    assert healed[SYSCTL_FILE][:3] + healed[SYSCTL_FILE][5:] == converged[SYSCTL_FILE][:3] + \
+        converged[SYSCTL_FILE][5:]                                      # mode, owner, content
+    assert {path: entry for path, entry in healed.items() if path != SYSCTL_FILE} == \
+        {path: entry for path, entry in converged.items() if path != SYSCTL_FILE}
+
+    # A keyfile edited by hand: rewritten, and that rail alone activated.
+    path = etc(lab, keyfile('ib1'))
+    with open(path) as handle:
+        content = handle.read()
+    with open(path, 'w') as handle:
+        handle.write(content.replace('may-fail=false', 'may-fail=true'))
+    run = site(lab, tmp_path, host_vars, env=env)
+    assert_ok(run, changed=2)
+    assert run.changed_tasks() == sorted([PERSIST_TASK, ACTIVATE_HANDLER]), run.output
+    assert calls() == activations('ib1'), run.output
+    assert persisted_files(lab)[keyfile('ib1')][-1] == content
+
+
+def test_where_networkmanager_runs_the_rails_are_activated_and_nothing_is_duplicated(lab_host, tmp_path):
+    """A real NetworkManager manages the rails; the modules reach it through its bus (nm.bus_address)."""
+    lab = lab_host(2)
+    host = lab['host']
+    host_vars = inventory(lab)
+    env = {'DBUS_SYSTEM_BUS_ADDRESS': nm.bus_address(host)}
+    nm.start(host, managed=['ib0', 'ib1'])
+    try:
+        first = site(lab, tmp_path, host_vars, env=env)
+        assert_ok(first)
+        assert first.changed_tasks() == sorted([TABLE_TASK, RULE_TASK, SYSCTL_TASK, PERSIST_TASK, ACTIVATE_HANDLER])
+        assert sorted(nm.nmcli(host, '-t', '-f', 'NAME,DEVICE', 'connection', 'show', '--active').split()) == [
+            'roce-multirail-ib0:ib0', 'roce-multirail-ib1:ib1']
+        assert_proven(lab)
+        # NetworkManager, activating the keyfiles, made the same kernel objects the modules had made.
+        for position, rail in enumerate(lab['rails'], start=1):
+            wanted = '%d:\tfrom %s lookup %d proto static' % (1000 + position, roce_lab.rail_ip(rail), 100 + position)
+            assert rules_at(lab, 1000 + position) == [wanted], rail['device']
+        converged = full_dump(lab)
+        second = site(lab, tmp_path, host_vars, env=env)
+        assert_ok(second, changed=0)
+        assert second.tasks.get(ACTIVATE_HANDLER) is None, second.output
+        assert_same(converged, full_dump(lab), 'on a second run with NetworkManager running')
+    finally:
+        nm.stop(host)
 
 
 def _gateway_outside(host_vars, _lab):
@@ -112,7 +207,7 @@ def test_bad_inventory_fails_before_any_change(lab_host, tmp_path, case):
     message = run.fatal[failing_task]['msg']
     for word in words:
         assert word in message, '%r not in %r' % (word, message)
-    for later in (RULE_TASK, SYSCTL_TASK, KEYFILE_TASK, PERSIST_SYSCTL_TASK):
+    for later in (RULE_TASK, SYSCTL_TASK, PERSIST_TASK):
         assert later not in run.tasks, run.output
     after = full_dump(lab)
     assert_same(before, after, 'although the play failed (%s)' % case)
@@ -192,7 +287,7 @@ def test_persist_none_writes_no_files(lab_host, tmp_path):
 
     run = site(lab, tmp_path, inventory(lab, source_routing_persist='none'))
     assert_ok(run)
-    assert run.tasks.get(KEYFILE_TASK) == 'skipping' and run.tasks.get(PERSIST_SYSCTL_TASK) == 'skipping', run.output
+    assert run.tasks.get(PERSIST_TASK) == 'skipping', run.output
     # Applied live all the same.
     assert rules_at(lab, 1001, 1002) == ['1001:\tfrom 10.0.1.14 lookup 101 proto static',
                                          '1002:\tfrom 10.0.2.14 lookup 102 proto static']
@@ -211,7 +306,7 @@ def test_a_rail_without_carrier_is_rolled_back_and_fails_the_host(lab_host, tmp_
     assert run.tasks[RESTORE_TASK] == 'changed', run.output
     message = ' '.join(run.fatal[REASON_TASK]['msg'])
     assert 'ib1 has no carrier' in message and 'put back as it was before the run' in message, message
-    assert KEYFILE_TASK not in run.tasks, run.output
+    assert PERSIST_TASK not in run.tasks, run.output
     assert_same(before, full_dump(lab), 'after a rolled back run')
 
     # Without the rollback the run's changes stay (and are not persisted).

@@ -23,7 +23,9 @@ then ``NetworkManager --no-daemon`` with a private configuration:
 The shell stays the root of the tree and reaps NetworkManager and dbus-daemon when stopped, so no
 zombies are left on machines whose PID 1 does not reap orphans. ``nmcli(H, ...)`` runs nmcli with
 ``nsenter -t PID -m -n`` in that NetworkManager's mount and network namespaces, so it reaches that
-instance's D-Bus. Its state (pid, log, private /var/lib/NetworkManager) is in /run/roce-lab-nm/H/.
+instance's D-Bus; any process in H reaches it too with DBUS_SYSTEM_BUS_ADDRESS=bus_address(H)
+(Ansible modules run through the netns connection, say). Its state (pid, log, private
+/var/lib/NetworkManager, that second bus socket) is in /run/roce-lab-nm/H/.
 
 Stdlib only (python >= 3.9). Import it as ``from lab import nm`` (pytest.ini puts tests/ on the
 path) or by file path. It is also a CLI (start creates /etc/netns/HOST/NetworkManager if
@@ -72,13 +74,15 @@ enabled=false
 """
 
 # A system bus without activatable services (nothing but NetworkManager ever owns a name) and a
-# policy that lets root do anything; only processes in this private mount namespace can reach it.
+# policy that lets root do anything. Processes in the private mount namespace reach it at the usual
+# path; others (`ip netns exec HOST ...`) through the second socket, see bus_address().
 DBUS_CONF = """\
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
   <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <listen>unix:path=/var/lib/NetworkManager/lab-system-bus</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="root"/>
@@ -157,6 +161,15 @@ def etc_dir(host):
 def keyfile_dir(host):
     """Where NetworkManager inside `host` reads keyfiles from (the host's /etc/NetworkManager/system-connections)."""
     return os.path.join(etc_dir(host), 'system-connections')
+
+
+def bus_address(host):
+    """DBUS_SYSTEM_BUS_ADDRESS that reaches `host`'s NetworkManager from outside its mount namespace.
+
+    The bus's second socket lies in the private /var/lib/NetworkManager, which is the state dir's
+    lib/ seen from everywhere: `DBUS_SYSTEM_BUS_ADDRESS=... ip netns exec HOST nmcli ...` works.
+    """
+    return 'unix:path=' + os.path.join(state_dir(host), 'lib', 'lab-system-bus')
 
 
 def log_path(host):

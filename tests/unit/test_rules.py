@@ -4,15 +4,19 @@ The header/attrs pairs below are real RTM_NEWRULE dumps (pyroute2, kernel 6.x) o
 made with `ip rule add ...`; the expected texts are what `ip rule` printed for them.
 """
 
+import ipaddress
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
+from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument, parse_prefix
 from ansible_collections.roce.multirail.plugins.module_utils.rules import (
     Rule,
     add_conflicts,
+    canonical_prefix,
     check_priority_range,
+    ipv4_host,
     decide_rules,
     delete_hits,
     desired_rules,
@@ -576,3 +580,130 @@ def test_decide_rules_returns_kernel_order_and_the_planned_ops():
     assert changes.before == (OURS, CATCH_ALL)
     assert changes.after == (OURS,)
     assert changes.ops == (('del', OURS), ('del', CATCH_ALL), ('add', OURS))
+
+
+# --- plan_rule_ops against the plain simulation --------------------------------
+
+def reference_plan(current, add, remove):
+    """plan_rule_ops as first written: every search scans the whole simulated list (O(n^2))."""
+    state = list(current)
+    removing = set(remove)
+    ops = []
+    set_aside = []
+
+    def delete_exact(target, depth=0):
+        if depth > len(state):
+            raise InvalidArgument('no order')
+        while True:
+            first = next(r for r in state if delete_hits(target, r))
+            if first == target:
+                break
+            delete_exact(first, depth + 1)
+            if first not in removing:
+                set_aside.append(first)
+        ops.append(('del', target))
+        state.remove(target)
+
+    def insert(rule):
+        for conflict in [r for r in state if add_conflicts(rule, r)]:
+            delete_exact(conflict)
+            if conflict not in removing:
+                set_aside.append(conflict)
+        ops.append(('add', rule))
+        position = 0
+        for index, other in enumerate(state):
+            if other.family == rule.family and other.priority <= rule.priority:
+                position = index + 1
+            elif other.family < rule.family:
+                position = index + 1
+        state.insert(position, rule)
+
+    for rule in add:
+        insert(rule)
+    for rule in remove:
+        if rule in state:
+            delete_exact(rule)
+    rounds = 0
+    while set_aside:
+        rounds += 1
+        if rounds > 4 * (len(current) + len(add)) + 4:
+            raise InvalidArgument('no order')
+        rule = set_aside.pop(0)
+        if rule not in state:
+            insert(rule)
+    return ops, state
+
+
+# Few values per field, so that rules often share a priority and hit or collide with each other.
+small_rules = st.builds(
+    Rule, family=st.sampled_from([4, 4, 6]), priority=st.sampled_from([5, 1001, 1001, 1002]),
+    src=st.sampled_from(['', '10.0.1.14/32', '10.0.1.0/24']), dst=st.sampled_from(['', '', '10.0.9.0/24']),
+    iif=st.sampled_from(['', '', 'ib0']), oif=st.just(''), fwmark=st.just(0), fwmask=st.just(0),
+    table=st.sampled_from([101, 101, 102]), action=st.sampled_from(['lookup', 'lookup', 'unspec']),
+    proto=st.sampled_from([0, 4]), extra=st.sampled_from([(), (), (('FRA_FLAGS', 'not'),), (('FRA_TOS', '0x10'),)]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(small_rules, max_size=10, unique=True), st.lists(small_rules, max_size=6, unique=True),
+       st.data(), st.booleans())
+def test_plan_rule_ops_agrees_with_the_plain_simulation(current, add, data, in_kernel_order):
+    """Same ops and final list, for lists in kernel order and in any other order."""
+    if in_kernel_order:
+        current = sorted(current, key=lambda rule: (rule.family, rule.priority))
+    add = [rule for rule in add if rule not in current]
+    remove = data.draw(st.lists(st.sampled_from(current), unique=True) if current else st.just([]))
+    try:
+        expected = reference_plan(current, add, remove)
+    except (InvalidArgument, StopIteration) as exc:
+        with pytest.raises(type(exc)):
+            plan_rule_ops(current, add, remove)
+        return
+    assert plan_rule_ops(current, add, remove) == expected
+
+
+def test_plan_rule_ops_of_a_thousand_rules_sharing_a_priority_is_one_add_each():
+    current = [LOCAL, MAIN]
+    add = [static(src='10.1.%d.%d/32' % (i // 250, i % 250 + 1)) for i in range(1000)]
+    ops, final = plan_rule_ops(current, add, ())
+    assert ops == [('add', rule) for rule in add]
+    assert final == [LOCAL] + add + [MAIN]
+
+
+# --- canonical_prefix ----------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.tuples(st.ip_addresses(v=4), st.integers(0, 32)),
+                 st.tuples(st.ip_addresses(v=6), st.integers(0, 128))))
+def test_canonical_prefix_is_what_ipaddress_says(pair):
+    address, length = pair
+    prefix = '%s/%d' % (address, length)
+    assert canonical_prefix(prefix) == str(ipaddress.ip_network(prefix, strict=False))
+
+
+def test_canonical_prefix_of_nothing_is_nothing():
+    assert canonical_prefix('') == ''
+
+
+@pytest.mark.parametrize('text', ['10.0.1.14', ' 10.0.1.14', '10.0.1.14/32', '10.0.1.0/24', '2001:db8::1', 'all', ''])
+def test_desired_rules_reads_a_bare_address_as_a_host_prefix(text):
+    """The fast path for bare IPv4 addresses gives what parse_prefix gives."""
+    rule = desired_rules([{'priority': 1001, 'from': text, 'table': 101}])[0]
+    expected = '' if text in ('all', '') else str(ipaddress.ip_network(text.strip()))
+    assert rule.src == expected
+    assert rule.family == (6 if ':' in text else 4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.ip_addresses(v=4).map(str), st.ip_addresses().map(str),
+                 st.tuples(st.ip_addresses(), st.sampled_from(['/32', '/24', '/128', '/032', ' ', '/', ''])).map(lambda pair: '%s%s' % pair),
+                 st.text(max_size=20)))
+def test_ipv4_host_is_what_parse_prefix_says_of_a_host(text):
+    host = ipv4_host(text)
+    if host:
+        assert host == str(parse_prefix('o', 'f', text))
+    else:
+        try:
+            net = parse_prefix('o', 'f', text)
+        except InvalidArgument:
+            return
+        assert net.version == 6 or net.prefixlen != 32 or text != text.strip() or text.endswith('/032')

@@ -17,6 +17,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
     Setting,
     SysctlChange,
     apply_sysctls,
+    check_sysctl_lines,
     conf_path,
     decide_sysctls,
     desired_settings,
@@ -26,8 +27,10 @@ from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
     key_name,
     needed_pairs,
     read_value,
+    render_sysctl_file,
     write_value,
 )
+from ansible_collections.roce.multirail.plugins.module_utils.plan import build_plan
 
 KEYS = ('rp_filter', 'arp_ignore', 'arp_announce', 'accept_local', 'arp_filter', 'accept_redirects',
         'forwarding', 'log_martians', 'tag')
@@ -373,3 +376,94 @@ def test_a_refused_write_puts_back_the_keys_already_written(tmp_path):
     assert str(caught.value).endswith('; 2 earlier key(s) restored')
     kept = (('all', 'rp_filter'), ('ib0', 'arp_ignore'), ('ib0', 'rp_filter'))
     assert [read_value(t, k, root=str(tmp_path)) for t, k in kept] == [1, 0, 1]
+
+
+# --- the sysctl.d file ---------------------------------------------------------
+
+SYSCTL_D_TEXTBOOK = """\
+# Written by roce.multirail.rail_keyfiles (source_routing role); local changes are overwritten.
+# Per-rail ARP and reverse-path settings, applied at boot by systemd-sysctl.
+# A later file in /etc/sysctl.d setting the same key wins over this one.
+net.ipv4.conf.all.accept_local = 1
+net.ipv4.conf.all.rp_filter = 2
+net.ipv4.conf.eth0/100.arp_announce = 2
+net.ipv4.conf.eth0/100.arp_ignore = 1
+net.ipv4.conf.eth0/100.rp_filter = 2
+net.ipv4.conf.ib0.arp_announce = 2
+net.ipv4.conf.ib0.arp_ignore = 1
+net.ipv4.conf.ib0.rp_filter = 2
+"""
+
+
+def test_sysctl_file_of_a_plan_is_its_lines_under_the_header():
+    lines = build_plan([{'device': 'ib0', 'address': '10.0.1.14/24'},
+                        {'device': 'eth0.100', 'address': '10.0.2.14/24'}])['sysctl_lines']
+    assert check_sysctl_lines(lines) == lines
+    assert render_sysctl_file(check_sysctl_lines(lines)) == SYSCTL_D_TEXTBOOK
+
+
+def test_sysctl_file_without_lines_is_the_header_alone():
+    assert check_sysctl_lines([]) == []
+    assert render_sysctl_file([]) == '\n'.join(SYSCTL_D_TEXTBOOK.splitlines()[:3]) + '\n'
+
+
+def test_sysctl_lines_are_written_in_canonical_form():
+    assert check_sysctl_lines(['net.ipv4.conf.default.rp_filter=2', 'net.ipv4.conf.ib0.arp_ignore \t=  1',
+                               'net.ipv4.conf.ib1.rp_filter = -0']) == [
+        'net.ipv4.conf.default.rp_filter = 2', 'net.ipv4.conf.ib0.arp_ignore = 1', 'net.ipv4.conf.ib1.rp_filter = 0']
+
+
+GOOD = 'net.ipv4.conf.ib0.rp_filter = 2'
+
+
+@pytest.mark.parametrize('bad, words', [
+    ('net.ipv4.conf.ib0.rp_filter = 2\nnet.ipv4.ip_forward = 1', ['holds a line break']),
+    ('net.ipv4.conf.ib0.rp_filter = 2\r', ['holds a line break']),
+    ('net.ipv4.conf.ib1.rp_filter 2', ['is not a "net.ipv4.conf.<interface, all or default>.<key> = <integer>"']),
+    ('net.ipv4.ip_forward = 1', ['is not a']),
+    ('net.ipv4.conf.ib1.rp_filter = loose', ['is not a']),
+    ('net.ipv4.conf.ib1.rp_filter = 2 # loose', ['is not a']),
+    (' net.ipv4.conf.ib1.rp_filter = 2', ['is not a']),
+    ('-net.ipv4.conf.ib1.rp_filter = 2', ['is not a']),
+    ('net.ipv4.conf.eth0.100.rp_filter = 2', ['is not a']),
+    ('net.ipv4.conf.ib1.rp_filter = 2147483648', ['2147483648 is out of range']),
+    ('net.ipv4.conf.averyveryverylongname.rp_filter = 2',
+     ['interface', 'averyveryverylongname', 'is not a valid interface name']),
+    ('net.ipv4.conf.ib0.rp_filter = 1', ['sets net.ipv4.conf.ib0.rp_filter again, after sysctl_lines[0]']),
+    (5, ['5 is not a string']),
+])
+def test_a_bad_sysctl_line_is_refused_naming_its_index_and_value(bad, words):
+    with pytest.raises(InvalidArgument) as caught:
+        check_sysctl_lines([GOOD, 'net.ipv4.conf.all.rp_filter = 2', bad])
+    message = str(caught.value)
+    assert message.startswith('sysctl_lines[2]: '), message
+    assert repr(bad) in message, message
+    for word in words:
+        assert word in message, '%r not in %r' % (word, message)
+
+
+def test_sysctl_lines_must_be_a_list():
+    with pytest.raises(InvalidArgument, match=r"^sysctl_lines: expected a list"):
+        check_sysctl_lines(GOOD)
+
+
+# Lines near the valid form, with the characters that could break a line or add a setting.
+NEAR_LINES = st.builds(
+    'net.ipv4.conf.{}.{}{}{}'.format,
+    st.sampled_from(['all', 'default', 'ib0', 'eth0/100']) | st.text(alphabet='ib0/.= \n#-', min_size=1, max_size=6),
+    st.sampled_from(['rp_filter', 'arp_ignore']) | st.text(alphabet='rp_f0.= \n#', min_size=1, max_size=6),
+    st.sampled_from([' = ', '=', ' =\t', '\n', ' ', '==']),
+    st.integers(-3, 3).map(str) | st.text(alphabet='012-+ \n#=', max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=60) | NEAR_LINES, max_size=4))
+def test_sysctl_file_holds_exactly_one_setting_per_accepted_line(lines):
+    """Whatever is accepted, the file gains exactly one key = value line per line given, nothing more."""
+    try:
+        canonical = check_sysctl_lines(lines)
+    except InvalidArgument:
+        return
+    text = render_sysctl_file(canonical)
+    settings_in_file = [line for line in text.splitlines() if not line.startswith('#')]
+    assert settings_in_file == canonical and len(canonical) == len(lines)
