@@ -635,7 +635,7 @@ def _run(nl, steps):
     done = [index for index, code in enumerate(codes) if code == 0]
     undo_codes = nl.send_batch([steps[index][1] for index in reversed(done)], stop_on_error=False)
     failed = [steps[index][2]() for index, code in zip(reversed(done), undo_codes) if code]
-    note = ('; rolled back %d earlier change(s)' % len(done)) if done else ''
+    note = ('; rolled back the %d change(s) it had made' % len(done)) if done else ''
     if failed:
         note += '; could not roll back: %s' % ', '.join(failed)
     first = refused[0]

@@ -62,7 +62,7 @@ def test_a_rule_add_that_collides_mid_batch_undoes_every_change_of_the_call(ns, 
     result = step(ns, 'add_rules', sources=wanted, meanwhile=[theirs])
     assert result['sent'] == COUNT
     assert result['error'] == ('adding rule "1001:\tfrom %s lookup 101 proto static" failed: (17, \'File exists\'); '
-                               'rolled back %d earlier change(s)' % (wanted[position], undone(position, COUNT)))
+                               'rolled back the %d change(s) it had made' % (wanted[position], undone(position, COUNT)))
     # Exactly what was there, and the rule the other tool added.
     assert ns.ip('-4', 'rule', 'show').splitlines() == \
         before[:1] + ['1001:\tfrom %s lookup 101 proto static' % wanted[position]] + before[1:]
@@ -79,7 +79,7 @@ def test_a_route_whose_device_vanished_undoes_every_change_of_the_call(ns, posit
     result = step(ns, 'add_routes', routes=wanted, meanwhile=[['link', 'del', 'ib9']])
     assert result['sent'] == COUNT
     assert result['error'] == ('adding "%s dev ib9 proto static scope link metric 100" to table 101 failed: '
-                               '(19, \'No such device\'); rolled back %d earlier change(s)'
+                               '(19, \'No such device\'); rolled back the %d change(s) it had made'
                                % (sources(COUNT)[position], undone(position, COUNT)))
     assert lines(ns, 'route', 'show', 'table', '101') == ['10.0.7.0/24 dev ib0 scope link metric 5']
     assert ns.dump() == '\n'.join(line for line in before.split('\n') if 'ib9' not in line and '10.0.9.' not in line)
