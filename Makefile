@@ -76,7 +76,6 @@ bench: venv deps $(BENCH_VENV)/.stamp
 
 $(BENCH_VENV)/.stamp: bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/pip install --quiet -r bench/requirements.txt
 	touch $@
 

@@ -275,15 +275,18 @@ def converge(runner, tool, fleet, forks, prove):
     }
 
 
-def compare(runner, tag, hosts, rails, runs, forks, tools=TOOLS):
-    """`runs` rounds of the tools, alternating, each on a fresh fleet; the samples summarized."""
+def compare(runner, tag, hosts, rails, runs, forks, tools=TOOLS, prove=True):
+    """`runs` rounds of the tools, alternating, each on a fresh fleet; the samples summarized.
+
+    With `prove`, the first round proves its first host with traffic.
+    """
     samples = dict((tool, []) for tool in tools)
     for round_ in range(runs):
         shift = round_ % len(tools)
         order = tools[shift:] + tools[:shift]
         for tool in order:
             with Fleet(tag + tool[0], hosts, rails) as fleet:
-                sample = converge(runner, tool, fleet, forks, prove=round_ == 0)
+                sample = converge(runner, tool, fleet, forks, prove=prove and round_ == 0)
             samples[tool].append(sample)
             say('  H=%-2d R=%d round %d %-6s fresh %6.2fs  no-change %6.2fs  modules/host %s/%s  proof %s%s'
                 % (hosts, rails, round_ + 1, tool, sample['fresh'], sample['noop'],
@@ -430,8 +433,8 @@ def settings(quick, runs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--quick', action='store_true',
-                        help='R=8 three rounds, R=4 one round of site.yml alone, no fleets, the modules three '
-                             'rounds (under 3 minutes)')
+                        help='R=8 three rounds, R=4 one round of site.yml alone, no fleets, no proof with '
+                             'traffic, the modules three rounds (under 3 minutes)')
     parser.add_argument('--runs', type=int, help='rounds for every case instead of the defaults')
     parser.add_argument('--out', default=os.path.join(BENCH, 'results.json'))
     args = parser.parse_args(argv)
@@ -457,8 +460,9 @@ def main(argv=None):
         with Fleet('w', 1, 1) as fleet:
             runner.run('recipe', fleet, FORKS)
         say('one host, a fresh converge then a no-change run, tools alternating:')
-        results['single_host'] = dict((str(rails), compare(runner, 's%d' % rails, 1, rails, count, FORKS, tools))
-                                      for rails, (count, tools) in sorted(rounds['single'].items()))
+        results['single_host'] = dict(
+            (str(rails), compare(runner, 's%d' % rails, 1, rails, count, FORKS, tools, prove=not args.quick))
+            for rails, (count, tools) in sorted(rounds['single'].items()))
         if rounds['fleet']:
             say('fleets of hosts with R=%d, forks %d:' % (FLEET_RAILS, FORKS))
         results['fleet'] = dict((str(hosts), compare(runner, 'f%d' % hosts, hosts, FLEET_RAILS, count, FORKS, tools))
