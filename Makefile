@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 DEB_PACKAGES := iproute2 iputils-ping network-manager dbus shellcheck chromium
 DEB_COMMANDS := ip ping nmcli dbus-daemon shellcheck chromium
 
-.PHONY: help venv deps test lint sanity unit integration molecule demo bench clean
+.PHONY: help venv bench-venv deps test lint sanity unit integration molecule demo bench clean
 
 help:
 	@echo "make demo   - show a broken multi-rail lab host, fix it with the role, prove each rail"
@@ -52,7 +52,7 @@ sanity: venv deps
 unit: venv
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: venv deps
+integration: venv bench-venv deps
 	$(BIN)/python -m pytest -q tests/integration
 
 # Collection-mode scenarios in extensions/molecule: namespace lab hosts,
@@ -60,7 +60,7 @@ integration: venv deps
 molecule: venv deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/molecule test --all
 
-test: venv deps lint unit integration molecule
+test: venv bench-venv deps lint unit integration molecule
 
 # A namespace lab host with four rails in the broken default state: the problem,
 # the fix (playbooks/site.yml), the proof per rail, then the lab is removed.
@@ -70,9 +70,12 @@ demo: venv deps
 # Side by side, in one run: site.yml, community.general.nmcli + ansible.posix.sysctl
 # (from a separate virtualenv of the `ansible` package) and the plain ip commands,
 # on namespace lab hosts with NetworkManager running; writes bench/results.json.
+# The integration tests run one small round of it (tests/integration/test_bench.py).
 BENCH_VENV := $(VENV)/bench
-bench: venv deps $(BENCH_VENV)/.stamp
+bench: venv bench-venv deps
 	$(BENCH_VENV)/bin/python bench/run.py $(if $(QUICK),--quick)
+
+bench-venv: $(BENCH_VENV)/.stamp
 
 $(BENCH_VENV)/.stamp: bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
