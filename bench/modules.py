@@ -17,6 +17,8 @@ import os
 import subprocess
 import time
 
+from lab import roce_lab
+
 RAILS = 8
 TABLE_BASE = 100
 PRIORITY_BASE = 1000
@@ -77,23 +79,16 @@ def table_args(count):
             'purge': True}
 
 
-def sh(argv, stdin=None):
-    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError('%s failed (rc %d): %s' % (' '.join(argv), proc.returncode, proc.stderr.strip()))
-    return proc.stdout
-
-
 def make_namespace(name):
     """A namespace with the eight rail NICs (veth pairs, both ends inside), up, each with its rail address."""
     delete_namespace(name)
-    sh(['ip', 'netns', 'add', name])
+    roce_lab.run(['ip', 'netns', 'add', name])
     commands = ['link set lo up']
     for rail in rails(RAILS):
         commands += ['link add %s type veth peer name %s-peer' % (rail['device'], rail['device']),
                      'addr add %s/24 dev %s' % (rail['address'], rail['device']),
                      'link set %s-peer up' % rail['device'], 'link set %s up' % rail['device']]
-    sh(['ip', '-n', name, '-batch', '-'], '\n'.join(commands) + '\n')
+    roce_lab.ip_batch(name, commands)
 
 
 def delete_namespace(name):
@@ -103,9 +98,9 @@ def delete_namespace(name):
 def state(name, kind):
     """The rules in our priority range or the routes of our tables, as `ip` prints them."""
     if kind == 'rules':
-        lines = sh(['ip', '-n', name, '-4', 'rule', 'show']).splitlines()
+        lines = roce_lab.ip(name, '-4', 'rule', 'show').splitlines()
         return sorted(line for line in lines if PRIORITY_BASE <= int(line.split(':')[0]) < PRIORITY_BASE + 1000)
-    lines = sh(['ip', '-n', name, '-4', 'route', 'show', 'table', 'all']).splitlines()
+    lines = roce_lab.ip(name, '-4', 'route', 'show', 'table', 'all').splitlines()
     tables = tuple(' table %d ' % rail['table'] for rail in rails(RAILS))
     return sorted(line for line in lines if any(table in line for table in tables))
 
@@ -144,11 +139,11 @@ def measure(kind, count, python, collections):
 
         def one_by_one():
             for command in commands:
-                sh(['ip', '-n', name] + command.split())
+                roce_lab.ip(name, *command.split())
         figures['ip'] = timed(one_by_one)
         states['ip'] = state(name, kind)
         make_namespace(name)
-        figures['batch'] = timed(lambda: sh(['ip', '-n', name, '-batch', '-'], '\n'.join(commands) + '\n'))
+        figures['batch'] = timed(lambda: roce_lab.ip_batch(name, commands))
         states['batch'] = state(name, kind)
     finally:
         delete_namespace(name)
