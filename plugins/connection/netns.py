@@ -47,6 +47,17 @@ options:
       - name: ANSIBLE_EXECUTABLE
     vars:
       - name: ansible_executable
+  mount_namespace:
+    description:
+      - A mount namespace to enter as well, as a path C(nsenter --mount) takes, for example
+        C(/proc/<pid>/ns/mnt) of a process of a container, or a bind-mounted namespace file.
+      - Commands then run as C(nsenter --mount=<path> --net=/run/netns/<name> <executable> -c <command>),
+        so they see that namespace's C(/run), C(/sys), C(/etc) and daemons (its D-Bus, its
+        NetworkManager or systemd-networkd) as its own processes do; files are transferred with
+        C(cat) inside it. Without it, C(ip netns exec) runs them with the controller's C(/run).
+    type: string
+    vars:
+      - name: ansible_netns_mount_namespace
   ip_executable:
     description:
       - The C(ip) binary of iproute2; a bare name is looked up on E(PATH) and in the sbin directories.
@@ -121,6 +132,8 @@ class Connection(ConnectionBase):
         super().__init__(*args, **kwargs)
         self.netns = None
         self.ip_cmd = None
+        self.mount_ns = None
+        self.nsenter_cmd = None
 
     def _connect(self):
         name = self.get_option('netns_name') or self.get_option('remote_addr')
@@ -139,19 +152,37 @@ class Connection(ConnectionBase):
         except ValueError as exc:
             raise AnsibleConnectionFailure('netns: %s' % to_native(exc))
         self.netns = name
-        display.vvv('ENTER NETWORK NAMESPACE %s' % name, host=name)
+        self.mount_ns = self.get_option('mount_namespace') or None
+        if self.mount_ns is not None:
+            if not os.path.exists(self.mount_ns):
+                raise AnsibleConnectionFailure('netns: mount namespace %s of %s does not exist' % (self.mount_ns, name))
+            try:
+                self.nsenter_cmd = get_bin_path('nsenter')
+            except ValueError as exc:
+                raise AnsibleConnectionFailure('netns: %s' % to_native(exc))
+        entered = ' AND MOUNT NAMESPACE %s' % self.mount_ns if self.mount_ns else ''
+        display.vvv('ENTER NETWORK NAMESPACE %s%s' % (name, entered), host=name)
         self._connected = True
         return self
 
-    def exec_command(self, cmd, in_data=None, sudoable=True):
-        """Run cmd inside the namespace; in_data (pipelining) goes to its stdin."""
-        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        argv = [self.ip_cmd, 'netns', 'exec', self.netns, self.get_option('executable'), '-c', cmd]
+    def _enter(self, *argv):
+        """argv run inside the namespace(s)."""
+        if self.mount_ns is None:
+            return [self.ip_cmd, 'netns', 'exec', self.netns] + list(argv)
+        return [self.nsenter_cmd, '--mount=' + self.mount_ns, '--net=' + os.path.join(NETNS_RUN_DIR, self.netns),
+                '--'] + list(argv)
+
+    def _run(self, argv, in_data=None):
         display.vvv('EXEC %s' % argv, host=self.netns)
         proc = subprocess.Popen([to_bytes(arg, errors='surrogate_or_strict') for arg in argv],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         stdout, stderr = proc.communicate(in_data)
         return proc.returncode, stdout, stderr
+
+    def exec_command(self, cmd, in_data=None, sudoable=True):
+        """Run cmd inside the namespace; in_data (pipelining) goes to its stdin."""
+        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        return self._run(self._enter(self.get_option('executable'), '-c', cmd), in_data)
 
     def controller_path(self, path):
         """Where a path seen inside the namespace lives on the controller.
@@ -172,17 +203,38 @@ class Connection(ConnectionBase):
         except (OSError, shutil.Error) as exc:
             raise AnsibleError('netns %s: failed to copy %s to %s: %s' % (self.netns, src, dest, to_native(exc)))
 
+    def _cat(self, script, path, in_data=None):
+        """Run `sh -c script _ path` inside the mount namespace; its stdout."""
+        rc, stdout, stderr = self._run(self._enter('/bin/sh', '-c', script, '_', path), in_data)
+        if rc != 0:
+            raise AnsibleError('netns %s: %s failed in mount namespace %s: %s'
+                               % (self.netns, script.replace('"$1"', path), self.mount_ns,
+                                  to_native(stderr).strip()))
+        return stdout
+
     def put_file(self, in_path, out_path):
         super().put_file(in_path, out_path)
         display.vvv('PUT %s TO %s' % (in_path, out_path), host=self.netns)
         if not os.path.exists(to_bytes(in_path, errors='surrogate_or_strict')):
             raise AnsibleFileNotFound('file or module does not exist: %s' % in_path)
-        self._copy(in_path, self.controller_path(out_path))
+        if self.mount_ns is None:
+            self._copy(in_path, self.controller_path(out_path))
+            return
+        with open(to_bytes(in_path, errors='surrogate_or_strict'), 'rb') as handle:
+            self._cat('cat > "$1"', out_path, handle.read())
 
     def fetch_file(self, in_path, out_path):
         super().fetch_file(in_path, out_path)
         display.vvv('FETCH %s TO %s' % (in_path, out_path), host=self.netns)
-        self._copy(self.controller_path(in_path), out_path)
+        if self.mount_ns is None:
+            self._copy(self.controller_path(in_path), out_path)
+            return
+        content = self._cat('cat "$1"', in_path)
+        try:
+            with open(to_bytes(out_path, errors='surrogate_or_strict'), 'wb') as handle:
+                handle.write(content)
+        except OSError as exc:
+            raise AnsibleError('netns %s: failed to write %s: %s' % (self.netns, out_path, to_native(exc)))
 
     def close(self):
         super().close()

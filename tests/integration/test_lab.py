@@ -151,11 +151,14 @@ def test_prove_sees_arp_flux(make_host):
     assert all(r['ok'] for r in roce_lab.prove(desc['host']))
 
 
-def test_private_etc_for_networkmanager_and_sysctl(make_host):
+def test_private_etc_for_the_network_stacks_and_sysctl(make_host):
     desc = make_host('e', 'textbook', 1)
     host, etc = desc['host'], os.path.join('/etc/netns', desc['host'])
-    expected = [e for e in ('NetworkManager', 'sysctl.d') if os.path.isdir('/etc/' + e)]
+    expected = [e for e in ('NetworkManager', 'netplan', 'sysctl.d', 'systemd') if os.path.isdir('/etc/' + e)]
     assert desc['private_etc'] == expected
+    for entry in expected:
+        inside = roce_lab.ns_exec(host, 'stat', '-L', '-c', '%i', '/etc/' + entry).strip()
+        assert inside == str(os.stat(os.path.join(etc, entry)).st_ino), entry
     if 'NetworkManager' in expected:
         connections = os.path.join(etc, 'NetworkManager', 'system-connections')
         assert os.stat(connections).st_mode & 0o777 == 0o700

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from lab import nm
+from lab import nm, system
 
 NM_PY = nm.__file__
 
@@ -288,7 +288,7 @@ def active(lab):
 # --- the harness -------------------------------------------------------------------
 
 def nm_processes(lab):
-    return [nm._display(p).split()[0] for p in nm.tree_pids(lab.host)]
+    return [system.display(p).split()[0] for p in nm.tree_pids(lab.host)]
 
 
 def untouched_state(lab):

@@ -1,31 +1,20 @@
 """A real NetworkManager inside one lab host (a network namespace), for tests and demos.
 
-The namespace (``ip netns add H``) and its NICs belong to the caller. ``start(H)`` runs
+The namespace (``ip netns add H``) and its NICs belong to the caller. ``start(H)`` brings up the
+host's own system (tests/lab/system.py: a private mount namespace with a tmpfs on /run, /sys
+read-only, a private /var/lib/NetworkManager and a D-Bus system bus without service activation)
+and starts ``NetworkManager --no-daemon`` in it with the lab's configuration (system.NM_CONF:
+keyfiles only, no-auto-default=*, no DNS, hostname or connectivity checking, every device left
+alone until ``manage()`` hands it over with ``nmcli device set DEV managed yes``).
 
-    ip netns exec H unshare --mount --propagation private sh -c SCRIPT
+Keyfiles come from /etc/NetworkManager/system-connections as seen under ``ip netns exec H``,
+i.e. /etc/netns/H/NetworkManager/system-connections, which must exist (``prepare_etc(H)``) so
+the machine's own /etc/NetworkManager is never read.
 
-where SCRIPT, in the new private mount namespace, bind-mounts a private state directory on
-/var/lib/NetworkManager, mounts a tmpfs on /run, remounts /sys read-only (NetworkManager then
-stops waiting for udev; without it every device stays unmanaged), starts a private D-Bus system
-bus (no service activation: no ModemManager, polkit, hostnamed or dispatcher get started) and
-then ``NetworkManager --no-daemon`` with a private configuration:
-
-- plugins=keyfile, no-auto-default=* (no "Wired connection 1"), a [device] section with
-  match-device=* and managed=0 (NetworkManager touches only the devices ``manage()`` hands it with
-  ``nmcli device set DEV managed yes``; keyfile.unmanaged-devices=* would not let that override
-  it, and without either NetworkManager takes every device and sets it up), dns=none and rc-manager=unmanaged (it never
-  writes resolv.conf), hostname-mode=none (it never sets the machine's hostname), connectivity
-  checking off (no traffic to the outside), auth-polkit=false.
-- keyfiles come from /etc/NetworkManager/system-connections as seen under ``ip netns exec H``,
-  i.e. /etc/netns/H/NetworkManager/system-connections, which must exist (``prepare_etc(H)``) so
-  the machine's own /etc/NetworkManager is never read.
-
-The shell stays the root of the tree and reaps NetworkManager and dbus-daemon when stopped, so no
-zombies are left on machines whose PID 1 does not reap orphans. ``nmcli(H, ...)`` runs nmcli with
-``nsenter -t PID -m -n`` in that NetworkManager's mount and network namespaces, so it reaches that
-instance's D-Bus; any process in H reaches it too with DBUS_SYSTEM_BUS_ADDRESS=bus_address(H)
-(Ansible modules run through the netns connection, say). Its state (pid, log, private
-/var/lib/NetworkManager, that second bus socket) is in /run/roce-lab-nm/H/.
+``nmcli(H, ...)`` runs nmcli in that system; any process in H reaches it too with
+DBUS_SYSTEM_BUS_ADDRESS=bus_address(H) (Ansible modules run through the netns connection, say),
+or by entering its mount namespace (ansible_netns_mount_namespace: system.mount_namespace(H)).
+``stop(H)`` takes the whole system down and forgets it.
 
 Stdlib only (python >= 3.9). Import it as ``from lab import nm`` (pytest.ini puts tests/ on the
 path) or by file path. It is also a CLI (start creates /etc/netns/HOST/NetworkManager if
@@ -36,121 +25,30 @@ missing and hands the devices after HOST to NetworkManager):
     python tests/lab/nm.py nmcli HOST ARGS...
 """
 
-import errno
 import ipaddress
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
-STATE_ROOT = '/run/roce-lab-nm'
+if __package__:
+    from . import system
+else:                                   # run as a script: tests/lab/nm.py
+    import system  # pylint: disable=import-error
+
 NETNS_ETC = '/etc/netns'
 START_TIMEOUT = 30
-STOP_TIMEOUT = 10
-
-NM_CONF = """\
-# Private configuration of a lab NetworkManager (written by tests/lab/nm.py).
-[main]
-plugins=keyfile
-no-auto-default=*
-dns=none
-rc-manager=unmanaged
-systemd-resolved=false
-hostname-mode=none
-auth-polkit=false
-
-[keyfile]
-path=/etc/NetworkManager/system-connections
-
-[device-lab-unmanaged]
-match-device=*
-managed=0
-
-[connectivity]
-enabled=false
-"""
-
-# A system bus without activatable services (nothing but NetworkManager ever owns a name) and a
-# policy that lets root do anything. Processes in the private mount namespace reach it at the usual
-# path; others (`ip netns exec HOST ...`) through the second socket, see bus_address().
-DBUS_CONF = """\
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=/run/dbus/system_bus_socket</listen>
-  <listen>unix:path=/var/lib/NetworkManager/lab-system-bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="root"/>
-    <allow own="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-  </policy>
-</busconfig>
-"""
-
-# Runs as `sh -c SCRIPT lab-nm STATE LOG_LEVEL` inside the private mount namespace. The state dir
-# is out of sight once /run is a tmpfs, so everything it provides is bound or read before that.
-SCRIPT = r"""
-set -eu
-state=$1
-mkdir -p "$state/lib"
-mount --bind "$state/lib" /var/lib/NetworkManager
-nm_conf=$(cat "$state/NetworkManager.conf")
-dbus_conf=$(cat "$state/dbus.conf")
-mount -t tmpfs -o mode=0755 lab-nm-run /run
-mount -o remount,bind,ro /sys
-mkdir -p /run/dbus /run/NetworkManager /run/lab-nm/conf.d
-printf '%s\n' "$nm_conf" > /run/lab-nm/NetworkManager.conf
-printf '%s\n' "$dbus_conf" > /run/lab-nm/dbus.conf
-dbus=''
-nm=''
-stop() {
-    trap '' TERM INT HUP
-    [ -z "$nm" ] || kill -TERM "$nm" 2>/dev/null || true
-    [ -z "$nm" ] || wait "$nm" 2>/dev/null || true
-    [ -z "$dbus" ] || kill -TERM "$dbus" 2>/dev/null || true
-    wait 2>/dev/null || true
-    exit 0
-}
-trap stop TERM INT HUP
-dbus-daemon --config-file=/run/lab-nm/dbus.conf --nofork --nopidfile &
-dbus=$!
-i=0
-while [ ! -S /run/dbus/system_bus_socket ]; do
-    i=$((i + 1))
-    if [ $i -gt 200 ] || ! kill -0 "$dbus" 2>/dev/null; then
-        echo "lab-nm: dbus-daemon did not create /run/dbus/system_bus_socket" >&2
-        stop
-    fi
-    sleep 0.05
-done
-NetworkManager --no-daemon --debug --log-level="$2" --config=/run/lab-nm/NetworkManager.conf \
-    --config-dir=/run/lab-nm/conf.d --system-config-dir=/run/lab-nm/conf.d &
-nm=$!
-wait "$nm" || true
-echo "lab-nm: NetworkManager exited" >&2
-nm=''
-stop
-"""
 
 
 class NMError(RuntimeError):
     """A lab NetworkManager could not be started or stopped, or nmcli failed."""
 
 
-# Popen objects of the trees this process started, so stop() can reap them (no zombies).
-_children = {}
-
-
 # --- paths -------------------------------------------------------------------
 
 def state_dir(host):
-    return os.path.join(STATE_ROOT, host)
+    return system.state_dir(host)
 
 
 def etc_dir(host):
@@ -164,20 +62,12 @@ def keyfile_dir(host):
 
 
 def bus_address(host):
-    """DBUS_SYSTEM_BUS_ADDRESS that reaches `host`'s NetworkManager from outside its mount namespace.
-
-    The bus's second socket lies in the private /var/lib/NetworkManager, which is the state dir's
-    lib/ seen from everywhere: `DBUS_SYSTEM_BUS_ADDRESS=... ip netns exec HOST nmcli ...` works.
-    """
-    return 'unix:path=' + os.path.join(state_dir(host), 'lib', 'lab-system-bus')
+    """DBUS_SYSTEM_BUS_ADDRESS that reaches `host`'s NetworkManager from outside its mount namespace."""
+    return system.bus_address(host)
 
 
 def log_path(host):
-    return os.path.join(state_dir(host), 'NetworkManager.log')
-
-
-def _pid_path(host):
-    return os.path.join(state_dir(host), 'pid')
+    return system.log_path(host, 'NetworkManager')
 
 
 def prepare_etc(host):
@@ -210,89 +100,27 @@ def write_keyfile(host, name, text, mode=0o600, uid=0, gid=0):
 
 # --- processes -----------------------------------------------------------------
 
-def _ns_ids(pid):
-    try:
-        return (os.readlink('/proc/%d/ns/mnt' % pid), os.readlink('/proc/%d/ns/net' % pid))
-    except OSError:
-        return None
-
-
-def _alive(pid):
-    """True if `pid` exists and is not a zombie."""
-    try:
-        with open('/proc/%d/stat' % pid) as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(')') + 2] not in 'ZX'
-
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _recorded(host):
-    """(pid, mnt ns, net ns) written by start(), or None."""
-    text = _read(_pid_path(host))
-    if not text:
-        return None
-    fields = text.split()
-    if len(fields) != 3 or not fields[0].isdigit():
-        return None
-    return int(fields[0]), fields[1], fields[2]
-
-
 def tree_pids(host):
-    """Live processes of `host`'s NetworkManager tree: everything in its private mount namespace."""
-    rec = _recorded(host)
-    if rec is None:
-        return []
-    found = []
-    for entry in os.listdir('/proc'):
-        if entry.isdigit() and _ns_ids(int(entry)) == rec[1:] and _alive(int(entry)):
-            found.append(int(entry))
-    return sorted(found)
+    """Live processes of `host`'s system: everything in its private mount namespace."""
+    return system.tree_pids(host)
 
 
 def pid(host):
-    """PID of the running tree's root (the shell that nsenter targets), or None."""
-    rec = _recorded(host)
-    if rec is None or not _alive(rec[0]) or _ns_ids(rec[0]) != rec[1:]:
-        return None
-    return rec[0]
+    """PID of the running system's holder (what nsenter targets) while NetworkManager runs, or None."""
+    return system.holder(host) if system.running(host, 'NetworkManager') else None
 
 
 def log(host):
-    """NetworkManager's (and dbus-daemon's) output so far, '' if none."""
-    return _read(log_path(host)) or ''
-
-
-def _tail(host, lines=60):
-    text = log(host).splitlines()
-    return '\n'.join(text[-lines:])
-
-
-def _run(argv, timeout, check=True):
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise NMError('%s timed out after %ss' % (' '.join(argv), timeout)) from exc
-    if check and proc.returncode != 0:
-        reason = (proc.stderr or proc.stdout).strip()
-        raise NMError('%s failed (rc %d): %s' % (' '.join(argv), proc.returncode, reason))
-    return proc
+    """NetworkManager's output so far, '' if none."""
+    return system.log(host, 'NetworkManager')
 
 
 def start(host, timeout=START_TIMEOUT, log_level='INFO', managed=()):
-    """Start NetworkManager inside network namespace `host`; return the tree's root PID.
+    """Start NetworkManager inside network namespace `host`; return the system's holder PID.
 
-    /etc/netns/HOST/NetworkManager must exist (see prepare_etc). Waits until nmcli gets an answer
-    and NetworkManager reports startup complete; on failure stops everything and raises NMError
-    with the tail of the log. `managed` devices are handed to NetworkManager afterwards.
+    /etc/netns/HOST/NetworkManager must exist (see prepare_etc). Waits until NetworkManager
+    answers on the bus and reports startup complete; on failure stops everything and raises
+    NMError with the tail of its log. `managed` devices are handed to it afterwards.
     """
     if not os.path.exists(os.path.join('/run/netns', host)):
         raise NMError('no network namespace %r (ip netns add %s)' % (host, host))
@@ -300,158 +128,46 @@ def start(host, timeout=START_TIMEOUT, log_level='INFO', managed=()):
         raise NMError('%s does not exist: without it NetworkManager in %s would read the machine\'s '
                       '/etc/NetworkManager (call prepare_etc(%r))' % (keyfile_dir(host), host, host))
     if pid(host) is not None:
-        raise NMError('NetworkManager already runs in %s (pid %d)' % (host, pid(host)))
-    stop(host)  # leftovers of an earlier run
-    state = state_dir(host)
-    os.makedirs(os.path.join(state, 'lib'), mode=0o700)
-    with open(os.path.join(state, 'NetworkManager.conf'), 'w') as handle:
-        handle.write(NM_CONF)
-    with open(os.path.join(state, 'dbus.conf'), 'w') as handle:
-        handle.write(DBUS_CONF)
-    logfile = open(log_path(host), 'ab')
+        raise NMError('NetworkManager already runs in %s (pid %d)' % (host, system.daemon_pid(host, 'NetworkManager')))
     try:
-        proc = subprocess.Popen(
-            ['ip', 'netns', 'exec', host, 'unshare', '--mount', '--propagation', 'private',
-             'sh', '-c', SCRIPT, 'lab-nm', state, log_level],
-            stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        logfile.close()
-    _children[host] = proc
-    # `ip netns exec` and `unshare` (without --fork) exec, so proc.pid becomes the shell in the
-    # private mount namespace once unshare is done; wait for that before recording the namespaces.
-    deadline = time.monotonic() + timeout
-    ids = None
-    while ids is None:
-        if proc.poll() is not None:
-            _fail(host, 'it exited (rc %s)' % proc.returncode)
-        if time.monotonic() > deadline:
-            _fail(host, 'its process tree did not come up within %ss' % timeout)
-        if _cmdline(proc.pid).startswith('sh\0'):
-            ids = _ns_ids(proc.pid)
-        else:
-            time.sleep(0.01)
-    with open(_pid_path(host), 'w') as handle:
-        handle.write('%d %s %s\n' % (proc.pid, ids[0], ids[1]))
-    while True:
-        if proc.poll() is not None:
-            _fail(host, 'it exited (rc %s)' % proc.returncode)
-        res = _nmcli_proc(host, ('-t', '-f', 'RUNNING', 'general'), timeout=5)
-        if res is not None and res.returncode == 0 and res.stdout.strip() == 'running':
-            break
-        if time.monotonic() > deadline:
-            _fail(host, 'nmcli got no answer within %ss (last: %s)'
-                  % (timeout, (res.stderr or res.stdout).strip() if res is not None else 'timeout'))
-        time.sleep(0.1)
+        if not system.is_up(host):
+            system.up(host, timeout)
+        system.start(host, 'NetworkManager', timeout=timeout, log_level=log_level)
+    except system.LabSystemError as exc:
+        system.forget(host)
+        raise NMError(str(exc)) from exc
     for device in managed:
         manage(host, device)
-    return proc.pid
+    return system.holder(host)
 
 
-def _cmdline(pid_):
-    """The raw NUL-separated command line of a process, '' if gone."""
-    return _read('/proc/%d/cmdline' % pid_) or ''
-
-
-def _display(pid_):
-    return ' '.join('<lab-nm script>' if arg == SCRIPT else arg for arg in _cmdline(pid_).split('\0')).strip()
-
-
-def _fail(host, why):
-    text = _tail(host)
-    stop(host, keep_log=True)
-    raise NMError('NetworkManager in %s did not start: %s. Log (%s):\n%s' % (host, why, log_path(host), text))
-
-
-def _wait_gone(host, proc, timeout):
-    """Reap and wait until nothing of `host`'s tree is left, or the timeout; return what is left."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and tree_pids(host):
-        _reap(proc)
-        time.sleep(0.05)
-    return tree_pids(host)
-
-
-def stop(host, timeout=STOP_TIMEOUT, keep_log=False):
-    """Stop NetworkManager, dbus-daemon and everything else of `host`'s tree. Idempotent.
-
-    Asks the tree's shell to stop (it terminates NetworkManager, then dbus-daemon, and reaps them),
-    then kills whatever is left of the process group and of the private mount namespace, and
-    verifies that nothing is left. Removes the state dir (except the log when keep_log).
-    """
-    rec = _recorded(host)
-    proc = _children.pop(host, None)
-    if rec is None and proc is not None and proc.poll() is None:
-        # start() failed before it recorded the tree: the process group is all there is.
-        _signal(-proc.pid, signal.SIGKILL)
-    if rec is not None:
-        root = rec[0]
-        if _alive(root) and _ns_ids(root) == rec[1:]:
-            _signal(root, signal.SIGTERM)
-        left = _wait_gone(host, proc, timeout)
-        if left:
-            if proc is not None and proc.poll() is None:
-                _signal(-proc.pid, signal.SIGKILL)  # still our unreaped child: its group id is ours
-            elif _alive(root) and _ns_ids(root) == rec[1:]:
-                _signal(-root, signal.SIGKILL)
-            for other in left:
-                _signal(other, signal.SIGKILL)
-            left = _wait_gone(host, proc, timeout)
-        if left:
-            raise NMError('could not stop NetworkManager in %s: still running: %s'
-                          % (host, ', '.join('%d %s' % (p, _display(p)) for p in left)))
-    if proc is not None:
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-    state = state_dir(host)
-    if keep_log:
-        for entry in os.listdir(state) if os.path.isdir(state) else ():
-            if entry != os.path.basename(log_path(host)):
-                path = os.path.join(state, entry)
-                if os.path.isdir(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
-    else:
-        shutil.rmtree(state, ignore_errors=True)
-
-
-def _signal(target, sig):
+def stop(host):
+    """Stop NetworkManager and the rest of `host`'s system, and forget its state. Idempotent."""
     try:
-        os.kill(target, sig)
-    except OSError as exc:
-        if exc.errno != errno.ESRCH:
-            raise
-
-
-def _reap(proc):
-    if proc is not None:
-        proc.poll()
+        system.forget(host)
+    except system.LabSystemError as exc:
+        raise NMError(str(exc)) from exc
 
 
 # --- nmcli -------------------------------------------------------------------------
 
-def _nmcli_proc(host, args, timeout, stdin=None):
-    root = pid(host)
-    if root is None:
+def _nmcli_proc(host, args, timeout):
+    if pid(host) is None:
         return None
     try:
-        return subprocess.run(['nsenter', '-t', str(root), '-m', '-n', 'nmcli'] + list(args),
-                              capture_output=True, text=True, timeout=timeout, check=False,
-                              input=stdin)
-    except subprocess.TimeoutExpired:
+        return system.run(host, 'nmcli', *args, check=False, timeout=timeout)
+    except system.LabSystemError:
         return None
 
 
 def nmcli(host, *args, timeout=30, check=True):
     """Run `nmcli ARGS` against `host`'s NetworkManager; return stdout. Raises NMError with stderr."""
-    root = pid(host)
-    if root is None:
+    if pid(host) is None:
         raise NMError('NetworkManager is not running in %s' % host)
-    argv = ['nsenter', '-t', str(root), '-m', '-n', 'nmcli'] + [str(a) for a in args]
-    return _run(argv, timeout, check).stdout
+    try:
+        return system.run(host, 'nmcli', *args, check=check, timeout=timeout).stdout
+    except system.LabSystemError as exc:
+        raise NMError(str(exc)) from exc
 
 
 def manage(host, device):
@@ -483,7 +199,7 @@ def status(host):
     if root is None:
         return 'NetworkManager in %s: not running' % host
     lines = ['NetworkManager in %s: running (tree root pid %d, log %s)' % (host, root, log_path(host))]
-    lines += ['  %d %s' % (p, _display(p)) for p in tree_pids(host)]
+    lines += ['  %d %s' % (p, system.display(p)) for p in tree_pids(host)]
     for args in (('general', 'status'), ('device', 'status'), ('connection', 'show')):
         res = _nmcli_proc(host, args, timeout=10)
         lines.append('$ nmcli ' + ' '.join(args))

@@ -58,7 +58,9 @@ LAYOUTS = ('textbook', 'shared')
 STATE_DIR = '/run/roce-lab'
 ETC_NETNS = '/etc/netns'
 # Entries of /etc that a lab host gets privately, with the subdirectories it needs.
-PRIVATE_ETC = {'NetworkManager': ('system-connections',), 'sysctl.d': ()}
+# (NetworkManager wants its keyfiles private; systemd-networkd reads its files as systemd-network.)
+PRIVATE_ETC = {'NetworkManager': {'system-connections': 0o700}, 'sysctl.d': {}, 'systemd': {'network': 0o755},
+               'netplan': {}}
 HOST_ADDRESS = 14           # first rail of a subnet; the second (shared layout) gets .16
 SOURCE_BASE = 40            # VF stand-ins: 10.0.k.40.. for the first rail of a subnet,
 SOURCE_STRIDE = 20          # 10.0.k.60.. for the second one
@@ -245,6 +247,30 @@ def _sysctls(description, role):
     return settings
 
 
+def power_cycle(description):
+    """The kernel state a lab host boots into: rails up, no address, rule or route a boot would not
+    have, and the sysctls of the image (tests/lab/system.py boot() calls it between down and up).
+
+    Every policy rule but the kernel's three goes, every table but local is flushed (main too: its
+    routes come back with the addresses), the rail NICs keep carrier.
+    """
+    name = description['host']
+    commands = ['addr flush dev %s' % rail['device'] for rail in description['rails']]
+    for rule in ip_json(name, '-4', 'rule', 'show'):
+        if rule.get('priority') not in (0, 32766, 32767):
+            commands.append('rule del priority %d' % rule['priority'])
+    tables = set(route.get('table', 'main') for route in ip_json(name, '-4', 'route', 'show', 'table', 'all'))
+    commands += ['route flush table %s' % table for table in sorted(tables - {'local'}, key=str)]
+    ip_batch(name, commands)
+    image = _sysctls(description, 'host')
+    settings = dict((key, value) for key, value in image.items() if '.ipv4.' in key)
+    for rail in description['rails']:
+        for key in ('rp_filter', 'arp_ignore', 'arp_announce', 'accept_local'):
+            settings['net.ipv4.conf.%s.%s' % (rail['device'], key)] = image.get('net.ipv4.conf.default.' + key, 0)
+    settings['net.ipv4.conf.all.accept_local'] = 0
+    write_sysctls(name, settings)
+
+
 def _host_commands(description):
     """Rail NICs (their veth peers created straight in the leaves), addresses, up."""
     mtu = _mtu(description)
@@ -363,9 +389,9 @@ def _make_private_etc(name):
             continue
         base = os.path.join(_etc_path(name), entry)
         os.makedirs(base, mode=0o755, exist_ok=True)
-        for sub in subdirs:
+        for sub, mode in subdirs.items():
             os.makedirs(os.path.join(base, sub), exist_ok=True)
-            os.chmod(os.path.join(base, sub), 0o700)  # NetworkManager wants its keyfiles private
+            os.chmod(os.path.join(base, sub), mode)
         made.append(entry)
     return made
 
