@@ -4,7 +4,7 @@
 """What is wrong with a multi-rail host: pure checks over a snapshot of its state.
 
 rail_audit gathers a Snapshot (links, rules, routes, `ip route get` answers,
-sysctls, sysctl.d files, systemd-networkd state, martian counters) and
+sysctls, sysctl.d files, what sets up the rails at boot, martian counters) and
 audit() turns it into per-rail facts and findings. Every finding says what is
 wrong, why it matters and how to fix it, in words an operator without kernel
 knowledge can act on. Nothing here touches the host.
@@ -21,7 +21,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.rules import Rule
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import effective
 
 CHECKS = ('rule', 'rule_order', 'table', 'gateway', 'route_get', 'arp', 'rp_filter', 'accept_local',
-          'duplicate', 'link', 'mtu', 'sysctl_files', 'networkd', 'martians')
+          'duplicate', 'link', 'mtu', 'sysctl_files', 'boot', 'martians')
 SYSCTL_KEYS = ('arp_ignore', 'arp_announce', 'rp_filter', 'accept_local')
 MAIN_PRIORITY = 32766
 # A documentation address (RFC 5737): only ever looked up, never sent to.
@@ -45,7 +45,7 @@ class Snapshot(NamedTuple):
     neighbours: Dict[Tuple[str, str], str]            # (dev, ip) -> state name
     conf: Dict[Tuple[str, str], int]                  # (target, key) -> value
     sysctl_files: List[Tuple[str, List[Tuple[str, str]]]]   # (path, [(key, value)]) in load order
-    networkd: Dict[str, object]       # {'managed': [devices], 'manage_foreign_rules': bool}
+    boot: list                        # boot.Finding: what sets up each rail at boot, see boot.boot_findings
     martians: Optional[Dict[str, int]] = None   # {'before', 'after', 'interval'}
     probes: Optional[Dict[str, Dict[str, str]]] = None   # device -> {source, gateway, error ('' = replied)}
 
@@ -190,7 +190,8 @@ def audit(snapshot, devices, plan=None, targets=None):
     _check_duplicates(add, addresses_seen, tables_by_device)
     _check_mtu(add, rails)
     _check_sysctl_files(add, snapshot, [r['device'] for r in rails])
-    _check_networkd(add, snapshot, [r['device'] for r in rails])
+    for found in snapshot.boot:
+        add(*found)
     _check_martians(add, snapshot)
     order = {'error': 0, 'warning': 1, 'info': 2}
     findings.sort(key=lambda f: (order[f.severity], CHECKS.index(f.check), f.device or ''))
@@ -418,18 +419,6 @@ def _check_sysctl_files(add, snapshot, devices):
 def _device_of(name, devices):
     part = name.split('.')[3].replace('/', '.')
     return part if part in devices else None
-
-
-def _check_networkd(add, snapshot, devices):
-    managed = set(snapshot.networkd.get('managed') or ())
-    if not snapshot.networkd.get('manage_foreign_rules', True):
-        return
-    for device in devices:
-        if device in managed:
-            add('networkd', device, 'error', 'systemd-networkd manages %s and deletes routing rules it did not '
-                'create (ManageForeignRoutingPolicyRules=yes)' % device,
-                'set ManageForeignRoutingPolicyRules=no (and ManageForeignRoutes=no) in '
-                '/etc/systemd/networkd.conf, or let NetworkManager manage the rails')
 
 
 def _check_martians(add, snapshot):

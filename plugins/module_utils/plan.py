@@ -7,7 +7,7 @@ Pure Python on the controller (netaddr). build_plan() validates the whole
 inventory contract first and raises PlanError naming the rail, the field and
 the value; only a fully valid inventory yields a plan. The plan's parts are
 shaped as the arguments of rail_table, rail_rule, rail_sysctl and
-rail_keyfiles, so the role passes them through unchanged.
+rail_persist, so the role passes them through unchanged.
 """
 
 from __future__ import annotations

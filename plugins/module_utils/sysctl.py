@@ -229,7 +229,7 @@ def needed_pairs(settings):
 # --- the sysctl.d file that persists them ----------------------------------
 
 SYSCTL_D_HEADER = (
-    '# Written by roce.multirail.rail_keyfiles (source_routing role); local changes are overwritten.\n'
+    '# Written by roce.multirail.rail_persist (source_routing role); local changes are overwritten.\n'
     '# Per-rail ARP and reverse-path settings, applied at boot by systemd-sysctl.\n'
     '# A later file in /etc/sysctl.d setting the same key wins over this one.\n')
 SYSCTL_D_FORM = 'net.ipv4.conf.<interface, all or default>.<key> = <integer>'

@@ -13,7 +13,7 @@ version_added: 1.0.0
 description:
   - Reads the host's rails (addresses, link state, MTU), policy rules, rail tables, the kernel's own
     answer to C(ip route get) from every rail address, the effective ARP and reverse-path sysctls,
-    the sysctl.d files that will apply at boot, systemd-networkd's hold on the rails and the kernel's
+    the sysctl.d files that will apply at boot, what sets up each rail at boot and the kernel's
     reverse-path drop counter, and returns per-rail facts and a list of findings, each with what is
     wrong, why it matters and how to fix it.
   - Read-only; never changes the host. Route lookups send no traffic.
@@ -22,8 +22,9 @@ description:
     answering ARP), C(route_get) (the kernel really sends the rail's traffic out of its NIC), C(arp)
     (ARP flux), C(rp_filter) (strict filtering, also when it comes from C(all)), C(accept_local),
     C(duplicate) (addresses, tables), C(link) (down, no carrier), C(mtu) (differs across rails),
-    C(sysctl_files) (a later sysctl.d file overriding a key, strict rp_filter at boot), C(networkd)
-    (systemd-networkd deleting foreign rules on a rail), C(martians) (reverse-path drops rising)."
+    C(sysctl_files) (a later sysctl.d file overriding a key, strict rp_filter at boot), C(boot) (the
+    NetworkManager profiles, systemd-networkd file or netplan definition that set up a rail at boot lack
+    its rules or routes, or systemd-networkd runs and deletes them), C(martians) (reverse-path drops rising)."
 author:
   - roce.multirail maintainers (!UNKNOWN)
 options:
@@ -67,6 +68,14 @@ options:
       - A gateway that answers ARP but not the echo is a warning; one that answers neither is an error.
     type: bool
     default: false
+  boot:
+    description:
+      - Read what sets up each rail at boot (every NetworkManager profile that can activate on it, the
+        systemd-networkd C(.network) file with its drop-ins, the netplan definition as netplan renders it)
+        and report, as C(boot) findings, each one that lacks the rail's rules or routes.
+      - The rules and routes expected are the plan's with O(plan), else the rail's live ones.
+    type: bool
+    default: true
   probe_timeout:
     description: Seconds to wait for all the echo replies together.
     type: float
@@ -139,7 +148,7 @@ checks:
   type: list
   elements: str
   sample: [rule, rule_order, table, gateway, route_get, arp, rp_filter, accept_local, duplicate, link, mtu,
-           sysctl_files, networkd, martians]
+           sysctl_files, boot, martians]
 summary:
   description: C(status) (ok, warning or error) and the number of errors, warnings, infos and rails.
   returned: always
@@ -172,13 +181,25 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.roce.multirail.plugins.module_utils.audit import (
     CHECKS,
     SYSCTL_KEYS,
+    Finding,
     RouteAnswer,
     Snapshot,
     audit,
     discover,
+    own_rules,
     rail_table,
     rail_target,
 )
+from ansible_collections.roce.multirail.plugins.module_utils.boot import (
+    boot_findings,
+    booted_netplan,
+    module_runner,
+    read_module_host,
+)
+from ansible_collections.roce.multirail.plugins.module_utils.networkmanager import NMError
+from ansible_collections.roce.multirail.plugins.module_utils.persist import Rail, check_rail, source_form
+from ansible_collections.roce.multirail.plugins.module_utils.persist import Route as PRoute
+from ansible_collections.roce.multirail.plugins.module_utils.persist import Rule as PRule
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument, show
 from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     HAS_PYROUTE2,
@@ -192,6 +213,11 @@ from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     route_get,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import read_value
+
+try:
+    import yaml
+except ImportError:
+    yaml = None
 
 SYSCTL_DIRS = ('/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d')
 NUD_STATES = {0x01: 'INCOMPLETE', 0x02: 'REACHABLE', 0x04: 'STALE', 0x08: 'DELAY', 0x10: 'PROBE',
@@ -320,33 +346,43 @@ def read_sysctl_files(planned=None):
     return [(path, planned[1] if planned and path == planned[0] else parse_sysctl_file(path)) for path in ordered]
 
 
-def in_init_netns():
-    """networkd runs in the machine's first network namespace; its ifindexes mean nothing elsewhere."""
-    try:
-        return os.stat('/proc/self/ns/net').st_ino == os.stat('/proc/1/ns/net').st_ino
-    except OSError:
-        return True
-
-
-def read_networkd(links):
-    managed = []
-    if not in_init_netns():
-        return {'managed': managed, 'manage_foreign_rules': False}
-    for name, link in links.items():
-        try:
-            with open('/run/systemd/netif/links/%d' % link.index) as handle:
-                state = handle.read()
-        except OSError:
+def expected_rails(devices, links, rules, routes, plan):
+    """The persist.Rail each device should come back with at boot: the plan's, else its live rule and table."""
+    planned = dict((rail.get('device'), rail) for rail in (plan or {}).get('rails', []))
+    rails = []
+    for device in devices:
+        link = links.get(device)
+        if link is None:
             continue
-        if re.search(r'^ADMIN_STATE=(configured|configuring)$', state, re.M) or \
-                re.search(r'^NETWORK_FILE=\S', state, re.M):
-            managed.append(name)
-    manage = True
-    for path in ['/etc/systemd/networkd.conf'] + sorted(glob.glob('/etc/systemd/networkd.conf.d/*.conf')):
-        for key, value in parse_sysctl_file(path):
-            if key == 'ManageForeignRoutingPolicyRules':
-                manage = value.lower() not in ('no', 'false', '0', 'off')
-    return {'managed': managed, 'manage_foreign_rules': manage}
+        if device in planned:
+            try:
+                rails.append(check_rail(planned[device]))
+            except InvalidArgument:
+                pass
+            continue
+        if not link.addresses:
+            continue
+        ips = [address.split('/')[0] for address in link.addresses]
+        table = rail_table(rules, ips)
+        own = [rule for ip in ips for rule in own_rules(rules, ip)]
+        if table is None:
+            continue
+        rails.append(Rail(device, link.addresses[0], table, None,
+                          tuple(PRoute(r.dst, r.gateway, r.src, r.metric, r.table, r.onlink)
+                                for r in routes if r.table == table and r.dev == device and r.type == 1),
+                          tuple(PRule(r.priority, source_form(r.src), r.table) for r in own)))
+    return rails
+
+
+def read_boot(module, links, rules, routes, devices, plan):
+    """boot.Finding of every rail: what sets it up at boot, and whether that carries its routing."""
+    run = module_runner(module)
+    try:
+        view = read_module_host(module, run, yaml.safe_load if yaml else None)
+    except NMError as exc:
+        return [Finding('boot', None, 'warning', 'what NetworkManager holds could not be read: %s' % exc,
+                        'check that nmcli works on the host')]
+    return boot_findings(view, expected_rails(devices, links, rules, routes, plan), booted_netplan(run, view))
 
 
 def read_rp_drops():
@@ -399,6 +435,7 @@ def main():
             martian_interval=dict(type='float', default=1.0),
             persisted_sysctl_file=dict(type='path'),
             probe=dict(type='bool', default=False),
+            boot=dict(type='bool', default=True),
             probe_timeout=dict(type='float', default=1.0),
         ),
         supports_check_mode=True,
@@ -430,7 +467,7 @@ def main():
         rules, _raw_rules = dump_rules(nl)
         routes, _raw_routes = dump_routes(nl, links)
         partial = Snapshot(links=links, rules=rules, routes=routes, route_get={}, neighbours={}, conf={},
-                           sysctl_files=[], networkd={})
+                           sysctl_files=[], boot=[])
         plan = module.params['plan']
         devices = module.params['devices']
         if plan:
@@ -472,7 +509,8 @@ def main():
     if before is not None and after is not None:
         martians = {'before': before, 'after': after, 'interval': interval}
     snapshot = partial._replace(route_get=answers, neighbours=neighbours, conf=read_conf(devices),
-                                sysctl_files=read_sysctl_files(planned_file), networkd=read_networkd(links), martians=martians,
+                                sysctl_files=read_sysctl_files(planned_file), martians=martians,
+                                boot=read_boot(module, links, rules, routes, devices, plan) if module.params['boot'] else [],
                                 probes=probes)
     rails, findings, summary = audit(snapshot, devices, plan=plan, targets=targets)
     module.exit_json(changed=False, rails=rails, findings=findings, checks=list(CHECKS), summary=summary,

@@ -22,6 +22,9 @@ description:
   - It fails when a planned route cannot be installed (rail NIC missing, renamed or down, gateway not
     on the rail).
   - It warns when the main table's default route leaves through a rail NIC.
+  - With O(persist), it also decides which network stack persists each rail, as
+    M(roce.multirail.rail_persist) will, and fails when the host cannot be persisted on (see that
+    module), so that a run refused for persistence changes nothing either.
   - It returns a O(restore)-able snapshot of what the plan may change (every rule inside the managed
     priority range, every route of the planned tables and of the tables of rails that are gone, the
     planned sysctls) and the tables of rails that are gone (RV(stale_tables)).
@@ -50,6 +53,33 @@ options:
       - Turn the management-path errors into warnings, for hosts managed over a rail on purpose.
     type: bool
     default: false
+  persist:
+    description:
+      - Decide, with the plan's rails, which stack persists them (RV(persist)); the options are those of
+        M(roce.multirail.rail_persist). Without it nothing about persistence is checked.
+    type: dict
+    suboptions:
+      stack:
+        description: The O(roce.multirail.rail_persist#module:stack) option of M(roce.multirail.rail_persist).
+        type: str
+        choices: [auto, networkmanager, networkd, netplan]
+        default: auto
+      keyfile_dir:
+        description: The O(roce.multirail.rail_persist#module:keyfile_dir) option of M(roce.multirail.rail_persist).
+        type: path
+        default: /etc/NetworkManager/system-connections
+      networkd_dir:
+        description: The O(roce.multirail.rail_persist#module:networkd_dir) option of M(roce.multirail.rail_persist).
+        type: path
+        default: /etc/systemd/network
+      netplan_file:
+        description: The O(roce.multirail.rail_persist#module:netplan_file) option of M(roce.multirail.rail_persist).
+        type: path
+        default: /etc/netplan/90-roce-multirail.yaml
+      originals_dir:
+        description: The O(roce.multirail.rail_persist#module:originals_dir) option of M(roce.multirail.rail_persist).
+        type: path
+        default: /etc/NetworkManager/roce-multirail
   restore:
     description:
       - A RV(snapshot) returned by an earlier call with the same plan. The rules inside its priority
@@ -115,6 +145,17 @@ management:
   type: list
   elements: dict
   sample: [{given: 192.0.2.7, addresses: [192.0.2.7]}, {given: SSH_CONNECTION, addresses: [192.0.2.7]}]
+persist:
+  description:
+    - With O(persist), the stack that persists the rails, per rail the stack, how (adopt, create, dropin,
+      netplan) and what sets it up at boot, the same as one line per rail (C(report)), and what runs here.
+  returned: success, O(persist) given and O(restore) not given
+  type: dict
+  sample:
+    stack: networkd
+    rails: [{device: ib0, stack: networkd, how: dropin, where: /etc/systemd/network/10-ib0.network}]
+    report: ["ib0: systemd-networkd, /etc/systemd/network/10-ib0.network"]
+    daemons: {networkmanager: not installed, networkd: running, netplan: not installed}
 restored:
   description: What O(restore) changed (or would, in check mode), as C(ip) and sysctl(8) print it.
   returned: O(restore) given
@@ -132,6 +173,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.roce.multirail.plugins.module_utils.boot import module_runner, read_module_host
+from ansible_collections.roce.multirail.plugins.module_utils.changes import daemons, prepare
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
 from ansible_collections.roce.multirail.plugins.module_utils.guard import (
     Protected,
@@ -169,12 +212,20 @@ from ansible_collections.roce.multirail.plugins.module_utils.rules import (
     render_rules,
     rule_from_dump,
 )
+from ansible_collections.roce.multirail.plugins.module_utils.networkmanager import NMError
+from ansible_collections.roce.multirail.plugins.module_utils.persist import check_rail
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
     apply_sysctls,
     desired_settings,
     key_name,
     read_value,
 )
+
+
+try:
+    import yaml
+except ImportError:
+    yaml = None
 
 
 def read_plan(plan):
@@ -282,12 +333,38 @@ def check(module, nl, rails, rules, tables, priority_range):
         validate_routes(tables, links, routes, purge=True)
     except InvalidArgument as exc:
         errors.append(str(exc))
+    persisted = None
+    if module.params['persist'] is not None:
+        persisted, problems, more = persistence(module, rails)
+        errors += problems
+        warnings += more
     for warning in warnings:
         module.warn(warning)
     if errors:
-        module.fail_json(msg='nothing was changed: %s' % '; '.join(errors), problems=errors, management=report)
-    return dict(changed=False, snapshot=snapshot, management=report,
-                stale_tables=[{'table': table, 'routes': []} for table in stale])
+        module.fail_json(msg='nothing was changed: %s' % '; '.join(errors), problems=errors, management=report,
+                         **({'persist': persisted} if persisted else {}))
+    result = dict(changed=False, snapshot=snapshot, management=report,
+                  stale_tables=[{'table': table, 'routes': []} for table in stale])
+    if persisted is not None:
+        result['persist'] = persisted
+    return result
+
+
+def persistence(module, rails):
+    """(what rail_persist will do, problems that refuse the host, warnings) for the plan's rails."""
+    options = module.params['persist']
+    try:
+        planned = [check_rail(rail, 'plan: rails[%d]' % index) for index, rail in enumerate(rails)]
+    except InvalidArgument as exc:
+        return None, [str(exc)], []
+    run = module_runner(module)
+    view = read_module_host(module, run, yaml.safe_load if yaml else None, keyfile_dir=options['keyfile_dir'],
+                            networkd_dir=options['networkd_dir'], netplan_file=options['netplan_file'],
+                            originals_dir=options['originals_dir'])
+    decision, _changes, problems = prepare(run, view, planned, options['stack'])
+    found = dict(stack=decision.stack, rails=[c._asdict() for c in decision.rails], report=decision.report(),
+                 daemons=daemons(view))
+    return found, problems, list(decision.warnings)
 
 
 def plain_rule(data):
@@ -367,6 +444,13 @@ def main():
             management=dict(type='list', elements='str', default=[]),
             allow_management_capture=dict(type='bool', default=False),
             restore=dict(type='dict'),
+            persist=dict(type='dict', options=dict(
+                stack=dict(type='str', default='auto', choices=['auto', 'networkmanager', 'networkd', 'netplan']),
+                keyfile_dir=dict(type='path', default='/etc/NetworkManager/system-connections'),
+                networkd_dir=dict(type='path', default='/etc/systemd/network'),
+                netplan_file=dict(type='path', default='/etc/netplan/90-roce-multirail.yaml'),
+                originals_dir=dict(type='path', default='/etc/NetworkManager/roce-multirail'),
+            )),
         ),
         required_one_of=[('plan', 'restore')],
         supports_check_mode=True,
@@ -381,7 +465,7 @@ def main():
             rails, rules, tables, priority_range = read_plan(module.params['plan'])
             with host_lock(), connect() as nl:
                 result = check(module, nl, rails, rules, tables, priority_range)
-    except (InvalidArgument, ApplyError, LockTimeout) as exc:
+    except (InvalidArgument, ApplyError, LockTimeout, NMError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
