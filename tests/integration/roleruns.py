@@ -24,7 +24,7 @@ from lab import roce_lab
 BIN = os.path.join(REPO, '.venv', 'bin')
 SITE = os.path.join(REPO, 'playbooks', 'site.yml')
 PREFIX = 'rr%d' % (os.getpid() % 100000)
-PERSISTED = ('NetworkManager/system-connections', 'sysctl.d')
+PERSISTED = ('NetworkManager', 'systemd/network', 'netplan', 'sysctl.d')
 SYSCTL_FILE = 'sysctl.d/99-roce-multirail.conf'
 ROLE = 'roce.multirail.source_routing : '
 PLAN_TASK = 'Plan tables, rules and sysctls from the rails'
@@ -36,8 +36,7 @@ REASON_TASK = 'Fail the host with the reason'
 TABLE_TASK = 'Install the rail routing tables'
 RULE_TASK = 'Install one rule per rail source'
 SYSCTL_TASK = 'Set the ARP and reverse-path sysctls'
-PERSIST_TASK = 'Write the rail keyfiles and the sysctl.d file'
-ACTIVATE_HANDLER = 'Activate the rail connections'
+PERSIST_TASK = 'Persist the rails through the stack that sets them up at boot'
 
 
 # --- lab hosts, inventories, runs ------------------------------------------
@@ -53,7 +52,8 @@ def lab_host():
         roce_lab.destroy_host(name)       # a leftover of an earlier run whose pid this one reuses
         description = roce_lab.create_host(name, 'textbook', rails, owner_pid=os.getpid())
         # Without a private /etc entry the role would write into the machine's own /etc.
-        assert sorted(description.get('private_etc', [])) == ['NetworkManager', 'sysctl.d'], description
+        assert sorted(description.get('private_etc', [])) == ['NetworkManager', 'netplan', 'sysctl.d', 'systemd'], \
+            description
         return description
 
     try:

@@ -24,7 +24,7 @@ CHROMIUM = '/usr/bin/chromium'
 TEMPLATE = os.path.join(REPO, 'playbooks', 'templates', 'audit_report.html.j2')
 GENERATED = '2026-01-02T03:04:05Z'
 CHECKS = ['rule', 'rule_order', 'table', 'gateway', 'route_get', 'arp', 'rp_filter', 'accept_local', 'duplicate',
-          'link', 'mtu', 'sysctl_files', 'networkd', 'martians']
+          'link', 'mtu', 'sysctl_files', 'boot', 'martians']
 WINDOW = (1280, 2400)
 
 pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),

@@ -309,7 +309,7 @@ KILL_POINTS = {
     'after_tables_in_rule_task': (RULE_TASK, 'rail_rule'),
     'after_rules_in_sysctl_task': (SYSCTL_TASK, 'rail_sysctl'),
     'during_verification': (AUDIT_TASK, 'rail_audit'),
-    'after_verification_in_persist_task': (PERSIST_TASK, 'rail_keyfiles'),
+    'after_verification_in_persist_task': (PERSIST_TASK, 'rail_persist'),
 }
 
 

@@ -17,7 +17,6 @@ import difflib
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import time
@@ -156,8 +155,13 @@ class Lab:
             handle.write('# written by test_rail_audit.py\n' + ''.join(line + '\n' for line in lines))
 
     def audit(self, setup=None, **args):
-        """rail_audit (martian_interval 0 unless given), checked to change nothing on the host."""
+        """rail_audit (martian_interval 0, no boot check unless given), checked to change nothing on the host.
+
+        The lab host is converged live only; what sets it up at boot is tested with real daemons in
+        test_stacks.py.
+        """
         args.setdefault('martian_interval', 0)
+        args.setdefault('boot', False)
         before = self.dump()
         result = run_module(self.name, 'rail_audit', args, setup=setup)
         after = self.dump()
@@ -575,41 +579,6 @@ def test_sysctl_files_that_agree(host):
     result = host.audit()
     assert [f for f in result['findings'] if '/etc/sysctl.d/' in f['message']] == []
     assert ours(result['findings']) == []
-
-
-# --- networkd --------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize('networkd_conf, drop_in, flagged', [
-    ('[Network]\nManageForeignRoutingPolicyRules=yes\n', None, True),
-    ('[Network]\nManageForeignRoutingPolicyRules=no\n', None, False),
-    ('[Network]\n#ManageForeignRoutingPolicyRules=yes\n', None, True),     # the default is yes
-    ('[Network]\nManageForeignRoutingPolicyRules=no\n', '[Network]\nManageForeignRoutingPolicyRules=yes\n', True),
-], ids=['yes', 'no', 'default', 'drop-in-says-yes'])
-def test_networkd_manages_a_rail(host, tmp_path, networkd_conf, drop_in, flagged):
-    """systemd-networkd's state for ib1 and its networkd.conf, seen by the module only.
-
-    The module reads /run/systemd/netif/links/<ifindex> and /etc/systemd/networkd.conf(.d); /run and
-    /etc/systemd are the machine's own, so they are replaced in a private mount namespace of the audit.
-    """
-    etc = tmp_path / 'systemd'
-    etc.mkdir()
-    (etc / 'networkd.conf').write_text(networkd_conf)
-    if drop_in:
-        (etc / 'networkd.conf.d').mkdir()
-        (etc / 'networkd.conf.d' / '50-rails.conf').write_text(drop_in)
-    index = roce_lab.ip_json(host.name, 'link', 'show', 'ib1')[0]['ifindex']
-    setup = '\n'.join([
-        'mount -t tmpfs rail-audit-test /run',
-        'mkdir -p /run/systemd/netif/links',
-        "printf 'ADMIN_STATE=configured\\nOPER_STATE=routable\\n' > /run/systemd/netif/links/%d" % index,
-        'mount --bind %s /etc/systemd' % shlex.quote(str(etc)),
-    ])
-    result = host.audit(setup=setup)
-    if flagged:
-        finding(result, 'networkd', 'ib1', 'error', 'ib1', 'ManageForeignRoutingPolicyRules=yes')
-        assert [f['device'] for f in result['findings'] if f['check'] == 'networkd'] == ['ib1']
-    else:
-        assert [f for f in result['findings'] if f['check'] == 'networkd'] == []
 
 
 # --- martians --------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 
 from lab import nm, roce_lab
 from roleruns import (  # noqa: F401 pylint: disable=unused-import
-    ACTIVATE_HANDLER, AUDIT_TASK, PERSIST_TASK, PLAN_TASK, PREFLIGHT_TASK, REASON_TASK, RESTORE_TASK, RULE_TASK,
+    AUDIT_TASK, PERSIST_TASK, PLAN_TASK, PREFLIGHT_TASK, REASON_TASK, RESTORE_TASK, RULE_TASK,
     SYSCTL_FILE, SYSCTL_TASK, TABLE_TASK, VERIFY_TASK,
     assert_ok, assert_proven, assert_same, etc, full_dump, inventory, keyfile, lab_host, persisted_files, rules_at,
     site, table)
@@ -62,68 +62,40 @@ def test_converge_persist_prove_then_nothing_to_do(lab_host, tmp_path):
 
 # An nmcli stand-in: NetworkManager "runs", and every other call is logged and succeeds (no profile is
 # active on any device, so the handler brings each changed rail's connection up).
-FAKE_NMCLI = """#!/bin/sh
-if [ "$*" = "-t -f RUNNING general" ]; then echo running; exit 0; fi
-echo "$*" >> %s
-"""
-
-
-def activations(*devices):
-    """The nmcli calls the handler makes for these rails (none of them active yet)."""
-    calls = ['connection reload']
-    for device in devices:
-        calls += ['-g GENERAL.CONNECTION device show %s' % device,
-                  '--wait 60 connection up id roce-multirail-%s' % device]
-    return calls
-
-
-def test_only_a_changed_keyfile_activates_a_changed_sysctl_file_alone_does_not(lab_host, tmp_path):
+def test_a_sysctl_file_or_keyfile_edited_by_hand_is_rewritten_and_nothing_else(lab_host, tmp_path):
+    """NetworkManager does not run here: the files are all there is to heal (test_stacks.py has the daemons)."""
     lab = lab_host(2)
     host_vars = inventory(lab)
-    fake, log = tmp_path / 'fake-bin', tmp_path / 'nmcli.log'
-    fake.mkdir()
-    (fake / 'nmcli').write_text(FAKE_NMCLI % log)
-    os.chmod(str(fake / 'nmcli'), 0o755)
-    env = {'PATH': str(fake) + os.pathsep + os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}
-
-    def calls():
-        made = log.read_text().splitlines() if log.exists() else []
-        log.write_text('')
-        return made
-
-    first = site(lab, tmp_path, host_vars, env=env)
+    first = site(lab, tmp_path, host_vars)
     assert_ok(first)
-    assert first.changed_tasks() == sorted([TABLE_TASK, RULE_TASK, SYSCTL_TASK, PERSIST_TASK, ACTIVATE_HANDLER])
-    assert calls() == activations('ib0', 'ib1'), first.output
     converged = persisted_files(lab)
 
-    # The sysctl.d file edited by hand (a value and the mode): rewritten, no rail activated.
+    # The sysctl.d file edited by hand (a value and the mode): rewritten, nothing else.
     sysctl_file = etc(lab, SYSCTL_FILE)
     with open(sysctl_file, 'a') as handle:
         handle.write('net.ipv4.conf.ib1.rp_filter = 1\n')
     os.chmod(sysctl_file, 0o600)
-    run = site(lab, tmp_path, host_vars, env=env)
+    run = site(lab, tmp_path, host_vars)
     assert_ok(run, changed=1)
     assert run.changed_tasks() == [PERSIST_TASK], run.output
-    assert run.tasks.get(ACTIVATE_HANDLER) == 'skipping', run.output
-    assert calls() == [], run.output
     healed = persisted_files(lab)
     assert healed[SYSCTL_FILE][:3] + healed[SYSCTL_FILE][5:] == converged[SYSCTL_FILE][:3] + \
         converged[SYSCTL_FILE][5:]                                      # mode, owner, content
     assert {path: entry for path, entry in healed.items() if path != SYSCTL_FILE} == \
         {path: entry for path, entry in converged.items() if path != SYSCTL_FILE}
 
-    # A keyfile edited by hand: rewritten, and that rail alone activated.
+    # A keyfile edited by hand: rewritten, the other one untouched.
     path = etc(lab, keyfile('ib1'))
     with open(path) as handle:
         content = handle.read()
     with open(path, 'w') as handle:
         handle.write(content.replace('may-fail=false', 'may-fail=true'))
-    run = site(lab, tmp_path, host_vars, env=env)
-    assert_ok(run, changed=2)
-    assert run.changed_tasks() == sorted([PERSIST_TASK, ACTIVATE_HANDLER]), run.output
-    assert calls() == activations('ib1'), run.output
-    assert persisted_files(lab)[keyfile('ib1')][-1] == content
+    run = site(lab, tmp_path, host_vars)
+    assert_ok(run, changed=1)
+    assert run.changed_tasks() == [PERSIST_TASK], run.output
+    after = persisted_files(lab)
+    assert after[keyfile('ib1')][-1] == content
+    assert after[keyfile('ib0')] == converged[keyfile('ib0')]
 
 
 def test_where_networkmanager_runs_the_rails_are_activated_and_nothing_is_duplicated(lab_host, tmp_path):
@@ -136,7 +108,7 @@ def test_where_networkmanager_runs_the_rails_are_activated_and_nothing_is_duplic
     try:
         first = site(lab, tmp_path, host_vars, env=env)
         assert_ok(first)
-        assert first.changed_tasks() == sorted([TABLE_TASK, RULE_TASK, SYSCTL_TASK, PERSIST_TASK, ACTIVATE_HANDLER])
+        assert first.changed_tasks() == sorted([TABLE_TASK, RULE_TASK, SYSCTL_TASK, PERSIST_TASK])
         assert sorted(nm.nmcli(host, '-t', '-f', 'NAME,DEVICE', 'connection', 'show', '--active').split()) == [
             'roce-multirail-ib0:ib0', 'roce-multirail-ib1:ib1']
         assert_proven(lab)
@@ -147,7 +119,6 @@ def test_where_networkmanager_runs_the_rails_are_activated_and_nothing_is_duplic
         converged = full_dump(lab)
         second = site(lab, tmp_path, host_vars, env=env)
         assert_ok(second, changed=0)
-        assert second.tasks.get(ACTIVATE_HANDLER) is None, second.output
         assert_same(converged, full_dump(lab), 'on a second run with NetworkManager running')
     finally:
         nm.stop(host)

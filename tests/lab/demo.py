@@ -1,11 +1,14 @@
 """`make demo`: a broken multi-rail host, the fix, and the proof, in a few screens.
 
 Builds a namespace lab host with four rails in the state of a freshly
-installed machine, shows that every rail's traffic leaves through ib0 and
+installed Ubuntu-like machine (cloud-init's netplan file gives the rails
+their addresses and the host its default route via ib0; systemd-networkd
+sets them up at boot), shows that every rail's traffic leaves through ib0 and
 that replies to rails 2-4 are dropped, runs playbooks/site.yml against it
-(through the roce.multirail.netns connection), proves that each rail now
-carries its own traffic, shows the effective sysctls, and deletes the lab,
-also when interrupted. Re-runnable: a leftover lab host is removed first.
+(through the roce.multirail.netns connection; the role reports the stack it
+found), proves that each rail now carries its own traffic, shows the effective
+sysctls, reboots the host and proves it again, and deletes the lab, also when
+interrupted. Re-runnable: a leftover lab host is removed first.
 """
 
 import fcntl
@@ -21,7 +24,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, '.venv', 'collections'))
 
-import roce_lab  # noqa: E402  (after the path set-up above)
+import images  # noqa: E402  (after the path set-up above)
+import roce_lab  # noqa: E402
+import system  # noqa: E402
 from ansible_collections.roce.multirail.plugins.filter.audit_report import audit_table  # noqa: E402
 
 HOST = 'rmdemo'
@@ -55,9 +60,9 @@ def show_audit(devices):
     """rail_audit run inside the lab host, as Ansible runs it, shown as audit.yml shows it."""
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, '.venv', 'collections'))
     args = {'ANSIBLE_MODULE_ARGS': {'devices': devices, 'martian_interval': 1.0}}
-    proc = subprocess.run(['ip', 'netns', 'exec', HOST, os.path.join(REPO, '.venv', 'bin', 'python'), '-m',
-                           'ansible_collections.roce.multirail.plugins.modules.rail_audit'],
-                          input=json.dumps(args), capture_output=True, text=True, env=env, check=False)
+    proc = system.run(HOST, os.path.join(REPO, '.venv', 'bin', 'python'), '-m',
+                      'ansible_collections.roce.multirail.plugins.modules.rail_audit',
+                      input=json.dumps(args), check=False, env=env)
     result = json.loads(proc.stdout)
     # The same table playbooks/audit.yml prints.
     print(audit_table(result))
@@ -66,7 +71,7 @@ def show_audit(devices):
 def run_site(description, workdir):
     inventory = {'all': {'children': {'roce_hosts': {'hosts': {HOST: dict(
         roce_lab.inventory_vars(description),
-        ansible_connection='roce.multirail.netns',
+        ansible_connection='roce.multirail.netns', ansible_netns_mount_namespace=system.mount_namespace(HOST),
         ansible_python_interpreter=os.path.join(REPO, '.venv', 'bin', 'python'))}}}}}
     path = os.path.join(workdir, 'inventory.json')
     with open(path, 'w') as handle:
@@ -82,6 +87,12 @@ def run_site(description, workdir):
                os.path.join(REPO, 'playbooks', 'site.yml')]
     print('$ ansible-playbook -i inventory.json playbooks/site.yml', flush=True)
     return subprocess.run(command, env=env, cwd=workdir, check=False).returncode
+
+
+def boot(description):
+    """Power-cycle the lab host: systemd-networkd sets up the rails from what netplan renders."""
+    system.boot(HOST, lambda: roce_lab.power_cycle(description), daemons=('systemd-networkd',),
+                managed=[rail['device'] for rail in description['rails']])
 
 
 def interrupted(_signum, _frame):
@@ -102,13 +113,19 @@ def main():
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         sys.exit('another make demo is running (lock %s)' % lock.name)
+    system.forget(HOST)
     roce_lab.destroy_host(HOST)
     ok = False
     try:
         with tempfile.TemporaryDirectory(prefix='roce-demo-') as workdir:
             banner('Building a lab host with %d rails, as a freshly installed machine has them' % RAILS)
             description = roce_lab.create_host(HOST, 'textbook', RAILS)
-            for rail in description['rails']:
+            rails = description['rails']
+            image = {'netplan/50-cloud-init.yaml': (images.netplan_yaml(rails, default_via=rails[0]['gateway']), 0o600)}
+            images.write(HOST, image)
+            boot(description)
+            print('  /etc/netplan/50-cloud-init.yaml (cloud-init), rendered for systemd-networkd, which runs:')
+            for rail in rails:
                 print('  %(device)s  %(address)s  gateway %(gateway)s (leaf %(leaf)s)' % rail)
             print('  main table: %s' % roce_lab.ip(HOST, 'route', 'show', 'default').strip())
 
@@ -131,14 +148,21 @@ def main():
             print(roce_lab.format_proof(after))
             show_sysctls(description)
             show_audit(devices)
-            ok = all(result['ok'] for result in after)
+
+            banner('A reboot: addresses, rules and tables gone, systemd-networkd sets the host up again')
+            boot(description)
+            print(roce_lab.ip(HOST, 'rule', 'show').rstrip())
+            rebooted = roce_lab.prove(HOST)
+            print(roce_lab.format_proof(rebooted))
+            ok = all(result['ok'] for result in after + rebooted)
             broken = sum(1 for result in before if not result['ok'])
-            banner('%d of %d rail sources were broken before; %s now'
+            banner('%d of %d rail sources were broken before; %s now, and after a reboot'
                    % (broken, len(before), 'all work' if ok else 'SOME STILL FAIL'))
     except KeyboardInterrupt:
         print('\ninterrupted', file=sys.stderr)
         return 130
     finally:
+        system.forget(HOST)
         roce_lab.destroy_host(HOST)
         print('lab host %s removed' % HOST)
     return 0 if ok else 1

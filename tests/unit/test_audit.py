@@ -16,6 +16,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.audit import (
     CHECKS,
     DEFAULT_TARGET,
     OUR_SYSCTL_FILE,
+    Finding,
     RouteAnswer,
     Snapshot,
     audit,
@@ -94,7 +95,7 @@ def healthy():
         sysctl_files=[('/usr/lib/sysctl.d/50-default.conf', [
             ('net.ipv4.conf.default.rp_filter', '2'), ('net.ipv4.conf.*.rp_filter', '2'), ('fs.protected_symlinks', '1')]),
             our_sysctl_file(RAILS)],
-        networkd={'managed': [], 'manage_foreign_rules': True},
+        boot=[],
         martians={'before': 17, 'after': 17, 'interval': 1.0},
     )
 
@@ -161,7 +162,7 @@ def test_healthy_two_rails_have_no_findings():
 
 
 def test_healthy_host_without_martian_counters_or_sysctl_files():
-    snapshot = healthy()._replace(martians=None, sysctl_files=[], networkd={})
+    snapshot = healthy()._replace(martians=None, sysctl_files=[], boot=[])
     assert run(snapshot)[1] == []
 
 
@@ -335,7 +336,7 @@ def shared():
         route_get={('10.0.1.14', target): RouteAnswer('ib0', 101, '10.0.1.1'),
                    ('10.0.1.16', target): RouteAnswer('ib1', 102, '10.0.1.1')},
         neighbours={}, conf=rail_conf(RAILS), sysctl_files=[our_sysctl_file(RAILS)],
-        networkd={'managed': [], 'manage_foreign_rules': True})
+        boot=[])
 
 
 def test_shared_layout_healthy():
@@ -729,19 +730,15 @@ def test_sysctl_file_strict_overridden_later_is_fine():
     assert run(snapshot)[1] == []
 
 
-# --- networkd, martians --------------------------------------------------------------------------
+# --- boot, martians ------------------------------------------------------------------------------
 
-def test_networkd_manages_a_rail():
-    snapshot = healthy()._replace(networkd={'managed': ['ib1', 'eth0'], 'manage_foreign_rules': True})
-    findings = run(snapshot)[1]
-    assert kinds(findings) == [('networkd', 'ib1', 'error')]
-    says(findings[0]['message'], 'ib1', 'ManageForeignRoutingPolicyRules=yes')
-    says(findings[0]['hint'], 'ManageForeignRoutingPolicyRules=no', '/etc/systemd/networkd.conf')
-
-
-def test_networkd_keeps_foreign_rules():
-    snapshot = healthy()._replace(networkd={'managed': ['ib0', 'ib1'], 'manage_foreign_rules': False})
-    assert run(snapshot)[1] == []
+def test_boot_findings_are_reported_as_given():
+    """What sets up the rails at boot is judged by boot.boot_findings (tests/unit/test_boot.py); audit lists it."""
+    found = Finding('boot', 'ib1', 'error', 'systemd-networkd sets up ib1 from /etc/systemd/network/10-ib1.network, '
+                    'which declares no priority 1002 from 10.0.2.14 table 102', 'add a drop-in')
+    findings = run(healthy()._replace(boot=[found]))[1]
+    assert kinds(findings) == [('boot', 'ib1', 'error')]
+    assert findings[0] == found._asdict()
 
 
 def test_martians_rising():

@@ -28,7 +28,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.audit import CHECKS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = os.path.join(REPO, 'playbooks', 'templates', 'audit_report.html.j2')
 CHECKS = ['rule', 'rule_order', 'table', 'gateway', 'route_get', 'arp', 'rp_filter', 'accept_local', 'duplicate',
-          'link', 'mtu', 'sysctl_files', 'networkd', 'martians']
+          'link', 'mtu', 'sysctl_files', 'boot', 'martians']
 GENERATED = '2026-01-02T03:04:05Z'
 
 
@@ -57,11 +57,11 @@ SMALL = result(['ib0', 'ib1'], [
 
 SMALL_TABLE = '''\
 rail audit: error (2 errors, 1 warning, 0 infos)
-rail  rule order table   gw  rtget  arp   rpf  local  dup   link  mtu   sysd  netd  mart
+rail  rule order table   gw  rtget  arp   rpf  local  dup   link  mtu   sysd  boot  mart
 ib0    ✓     ✓     ✓     ✓     ✓     ✓     ✓     ✓     ✓     ✓     ✓     ✗     ✓     ✓
 ib1    ✗     ✓     ✓     ✓     ✓     !     ✓     ✓     ✓     ✓     ✓     ✗     ✓     ✓
 ✓ ok  ✗ error  ! warning  i info;  order=rule_order  gw=gateway  rtget=route_get  rpf=rp_filter
-  local=accept_local  dup=duplicate  sysd=sysctl_files  netd=networkd  mart=martians
+  local=accept_local  dup=duplicate  sysd=sysctl_files  mart=martians
 
 ✗ (host) sysctl_files: /etc/sysctl.d/99-zz-cloud.conf sets net.ipv4.conf.all.rp_filter = 1
     fix: delete the line
@@ -140,10 +140,10 @@ def test_findings_are_listed_errors_first_then_by_rail_and_check():
     host = result(['ib0', 'ib1'], [
         finding('mtu', 'ib0', 'info', 'i-mtu'), finding('arp', 'ib1', 'warning', 'w-arp'),
         finding('rule', 'ib1', 'error', 'e-rule', ''), finding('table', 'ib0', 'error', 'e-table'),
-        finding('rule', 'ib0', 'error', 'e-rule0'), finding('networkd', None, 'error', 'e-host'),
+        finding('rule', 'ib0', 'error', 'e-rule0'), finding('boot', None, 'error', 'e-host'),
     ])
     listed = [line for line in audit_table(host).splitlines() if re.match(r'^\S \S+ \w+: ', line)]
-    assert listed == ['\u2717 (host) networkd: e-host', '\u2717 ib0 rule: e-rule0', '\u2717 ib0 table: e-table',
+    assert listed == ['\u2717 (host) boot: e-host', '\u2717 ib0 rule: e-rule0', '\u2717 ib0 table: e-table',
                       '\u2717 ib1 rule: e-rule', '! ib1 arp: w-arp', 'i ib0 mtu: i-mtu']
     lines = audit_table(host).splitlines()
     # No hint, no fix line.

@@ -86,13 +86,22 @@ def packed(layout, msg_type, raw):
     return layout._encode_by_pyroute2(msg_type, FLAGS, 7, header, raw.attrs)
 
 
-@pytest.mark.parametrize('raw', RULE_MESSAGES[:len(OUR_RULES)] + DUMPED_RULES[2:], ids=str)
+def ident(value):
+    """A test id that is the same in every process (pytest-xdist compares them): what a message holds."""
+    if isinstance(value, netlink.Raw):
+        data = value.to_data()
+        return '-'.join(['%s=%s' % item for item in sorted(data['header'].items()) if item[1]] +
+                        ['%s=%s' % (name.split('_', 1)[-1].lower(), val) for name, val in data['attrs']])
+    return type(value).__name__ if not isinstance(value, str) else value
+
+
+@pytest.mark.parametrize('raw', RULE_MESSAGES[:len(OUR_RULES)] + DUMPED_RULES[2:], ids=ident)
 def test_plain_rules_are_packed_as_pyroute2_packs_them(raw):
     assert all(name in RULE.writers for name, _value in raw.attrs)
     assert RULE.encode(RTM_NEWRULE, FLAGS, 7, raw) == packed(RULE, RTM_NEWRULE, raw)
 
 
-@pytest.mark.parametrize('raw', ROUTE_MESSAGES[:len(OUR_ROUTES)] + DUMPED_ROUTES[3:], ids=str)
+@pytest.mark.parametrize('raw', ROUTE_MESSAGES[:len(OUR_ROUTES)] + DUMPED_ROUTES[3:], ids=ident)
 def test_plain_routes_are_packed_as_pyroute2_packs_them(raw):
     assert all(name in ROUTE.writers for name, _value in raw.attrs)
     for msg_type in (RTM_NEWROUTE, RTM_DELROUTE):
@@ -100,7 +109,7 @@ def test_plain_routes_are_packed_as_pyroute2_packs_them(raw):
 
 
 @pytest.mark.parametrize('layout, raw', [(RULE, raw) for raw in RULE_MESSAGES] + [(ROUTE, raw) for raw in ROUTE_MESSAGES],
-                         ids=str)
+                         ids=ident)
 def test_every_message_reads_back_as_pyroute2_reads_it(layout, raw):
     message = layout.encode(RTM_NEWROUTE if layout is ROUTE else RTM_NEWRULE, FLAGS, 7, raw)
     header, attrs = layout.decode(message)
@@ -112,7 +121,7 @@ def test_every_message_reads_back_as_pyroute2_reads_it(layout, raw):
 
 
 @pytest.mark.parametrize('layout, raw', [(RULE, raw) for raw in DUMPED_RULES] + [(ROUTE, raw) for raw in DUMPED_ROUTES],
-                         ids=str)
+                         ids=ident)
 def test_a_dumped_message_read_back_packs_into_the_same_bytes(layout, raw):
     """What a rollback sends to re-create a dumped rule or route is what the dump said."""
     msg_type = RTM_NEWROUTE if layout is ROUTE else RTM_NEWRULE

@@ -381,7 +381,7 @@ def test_a_refused_write_puts_back_the_keys_already_written(tmp_path):
 # --- the sysctl.d file ---------------------------------------------------------
 
 SYSCTL_D_TEXTBOOK = """\
-# Written by roce.multirail.rail_keyfiles (source_routing role); local changes are overwritten.
+# Written by roce.multirail.rail_persist (source_routing role); local changes are overwritten.
 # Per-rail ARP and reverse-path settings, applied at boot by systemd-sysctl.
 # A later file in /etc/sysctl.d setting the same key wins over this one.
 net.ipv4.conf.all.accept_local = 1
