@@ -5,10 +5,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests need: ip, ping, NetworkManager (nmcli), dbus, shellcheck for sanity,
-# and chromium to check the HTML audit report in a real browser.
-DEB_PACKAGES := iproute2 iputils-ping network-manager dbus shellcheck chromium
-DEB_COMMANDS := ip ping nmcli dbus-daemon shellcheck chromium
+# Debian packages the tests need: ip, ping, NetworkManager (nmcli), dbus, netplan (systemd-networkd
+# comes with systemd), shellcheck for sanity, and chromium to check the HTML audit report in a real browser.
+DEB_PACKAGES := iproute2 iputils-ping network-manager dbus netplan.io shellcheck chromium
+DEB_COMMANDS := ip ping nmcli dbus-daemon netplan shellcheck chromium
 
 .PHONY: help venv bench-venv deps test lint sanity unit integration molecule demo bench clean
 
@@ -41,19 +41,21 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; \
 	fi
 
+# ansible-lint reads this checkout (.venv/collections), never a copy another tool installed in ~/.ansible.
 lint: venv deps
-	$(BIN)/ansible-lint --offline
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/$(VENV)/collections $(BIN)/ansible-lint --offline
 	$(BIN)/antsibull-changelog lint
 	tests/sanity/run.sh
 
 sanity: venv deps
 	tests/sanity/run.sh
 
+# Both cores: every test builds its own namespaces, named after its worker's pid.
 unit: venv
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q -n 2 tests/unit
 
 integration: venv bench-venv deps
-	$(BIN)/python -m pytest -q tests/integration
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal tests/integration
 
 # Collection-mode scenarios in extensions/molecule: namespace lab hosts,
 # converge, idempotence, verify by behaviour.
