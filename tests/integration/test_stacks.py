@@ -143,6 +143,7 @@ def test_with_the_daemon_stopped_check_mode_changes_nothing_and_the_files_alone_
     assert first.tasks[PERSIST_TASK] == 'changed'
     host.assert_proven('the run with the daemon stopped')
     live = host.state()
+    assert_ok(host.site(), changed=0)
     host.boot()
     host.assert_same_state(live, 'the boot after a run with the daemon stopped')
     host.assert_proven('the boot after a run with the daemon stopped')
@@ -228,9 +229,10 @@ def boot_findings(host):
     return [f for f in result['findings'] if f['check'] == 'boot']
 
 
-@pytest.mark.parametrize('stack', ['networkd', 'networkmanager'])
+@pytest.mark.parametrize('stack', STACKS)
 def test_the_audit_names_what_a_boot_would_set_up_without_the_rails_routing(booted, stack):
-    """rail_audit's boot check: a networkd file that lost its drop-in, a second profile that lost the rule."""
+    """rail_audit's boot check: a networkd file that lost its drop-in, a second profile that lost the rule,
+    a netplan file that lost a rail."""
     host = booted(stack)
     host.boot()
     assert_ok(host.site())
@@ -242,6 +244,15 @@ def test_the_audit_names_what_a_boot_would_set_up_without_the_rails_routing(boot
                                  'declares no default via 10.0.2.1 table 102 metric 100; 10.0.2.0/24 src 10.0.2.14 '
                                  'table 102 metric 100; priority 1002 from 10.0.2.14 table 102',
                                  '/etc/systemd/network/10-ib1.network.d/90-roce-multirail.conf')
+    elif stack == 'netplan':
+        ours = system.etc(host.host, 'netplan', '90-roce-multirail.yaml')
+        with open(ours) as handle:
+            text = handle.read()
+        with open(ours, 'w') as handle:
+            handle.write(text[:text.index('    "ib1":')])
+        device, message, hint = ('ib1', 'netplan sets up ib1 from id ib1 (/etc/netplan/50-cloud-init.yaml), rendered '
+                                 'for networkd without default via 10.0.2.1 table 102 metric 100',
+                                 'routing-policy of id ib1 in /etc/netplan/90-roce-multirail.yaml')
     else:
         host.run('nmcli', 'connection', 'modify', 'ib0-alt', '-ipv4.routing-rules', 'priority 1001 from 10.0.1.14 table 101')
         device, message, hint = ('ib0', "profile 'ib0-alt' (/etc/NetworkManager/system-connections/ib0-alt.nmconnection) "

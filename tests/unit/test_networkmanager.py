@@ -16,6 +16,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.networkmanager impo
     describe_profile,
     edit_for,
     give_back,
+    keyfile_uuid,
     modify_args,
     new_record,
     nmcli_route,
@@ -363,3 +364,9 @@ def test_our_keyfiles_are_those_named_like_ours_that_start_with_the_header(tmp_p
     write(tmp_path / 'roce-multirail-ib9.nmconnection', keyfile_text('u-9', 'hand-made, our name'))
     write(tmp_path / 'ib0.nmconnection', render(rail(IB0), 'infiniband'))
     assert our_keyfiles(str(tmp_path)) == {ours: 'ib0'}
+
+
+def test_a_keyfile_without_uuid_gets_the_uuid_networkmanager_derives_from_its_path():
+    # What NetworkManager 1.42 showed (nmcli -f UUID connection show) for a keyfile without uuid= at this path.
+    assert keyfile_uuid('/etc/NetworkManager/system-connections/ib0.nmconnection') == \
+        '9a91c4f7-ecd9-3c89-919d-aafe8502319f'
