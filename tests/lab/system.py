@@ -281,6 +281,8 @@ def up(host, timeout=START_TIMEOUT):
     with open(os.path.join(state, 'dbus.conf'), 'w') as handle:
         handle.write(DBUS_CONF)
     logfile = open(log_path(host), 'ab')
+    # The log is kept across boots: only what this holder prints tells whether it is up.
+    offset = logfile.tell()
     try:
         proc = subprocess.Popen(
             ['ip', 'netns', 'exec', host, 'unshare', '--mount', '--propagation', 'private',
@@ -303,13 +305,23 @@ def up(host, timeout=START_TIMEOUT):
             time.sleep(0.01)
     with open(_pid_path(host), 'w') as handle:
         handle.write('%d %s %s\n' % (proc.pid, ids[0], ids[1]))
-    while 'lab-sys: up' not in log(host):
-        if proc.poll() is not None or 'lab-sys: dbus-daemon' in log(host):
+    while 'lab-sys: up' not in _log_since(host, offset):
+        if proc.poll() is not None or 'lab-sys: dbus-daemon' in _log_since(host, offset):
             _fail(host, 'system', 'dbus-daemon did not start')
         if time.monotonic() > deadline:
             _fail(host, 'system', 'dbus-daemon did not start within %ss' % timeout)
         time.sleep(0.02)
     return proc.pid
+
+
+def _log_since(host, offset, daemon='system'):
+    """What a log got after byte `offset`."""
+    try:
+        with open(log_path(host, daemon), 'rb') as handle:
+            handle.seek(offset)
+            return handle.read().decode('utf-8', 'replace')
+    except OSError:
+        return ''
 
 
 def _fail(host, daemon, why):
