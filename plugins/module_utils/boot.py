@@ -308,6 +308,7 @@ def decide(view, rails, requested='auto'):
     """Decision: the stack that persists every rail, or the errors that refuse the host."""
     # netplan YAML that cannot be read or rendered may set up any rail: nothing can be decided then.
     errors, warnings, choices = list(view.netplan_problems), [], []
+    renderers = set()                 # what netplan renders the rails it persists for
     for rail in rails:
         link = view.links.get(rail.device)
         if link is None:
@@ -341,13 +342,15 @@ def decide(view, rails, requested='auto'):
             errors.append(problem)
         else:
             choices.append(choice)
+            if stack == 'netplan':
+                renderers.add(src.netplan_rendered.renderer)
     stacks = sorted(set(c.stack for c in choices))
     if len(stacks) > 1:
         errors.append('rails split across stacks, which this collection cannot persist in one run: %s; set up '
                       'every rail with one stack, or run the role per stack with source_routing_persist'
                       % '; '.join('%s on %s (%s)' % (c.device, STACK_NAMES[c.stack], c.where) for c in choices))
     stack = stacks[0] if len(stacks) == 1 else None
-    if stack and stack != 'networkd' and not (stack == 'netplan' and _netplan_renderer(view, choices) == 'networkd') \
+    if stack and stack != 'networkd' and not (stack == 'netplan' and renderers == {'networkd'}) \
             and view.networkd_running and view.networkd_foreign_rules:
         errors.append('systemd-networkd runs on this host and, whenever it reconfigures a link it manages '
                       '(networkctl reconfigure, a reload with a changed .network file), deletes every routing rule no '
@@ -355,15 +358,6 @@ def decide(view, rails, requested='auto'):
                       'with %s, would go with them; set ManageForeignRoutingPolicyRules=no in '
                       '/etc/systemd/networkd.conf' % STACK_NAMES[stack])
     return Decision(stack if not errors else None, tuple(choices), tuple(errors), tuple(warnings))
-
-
-def _netplan_renderer(view, choices):
-    renderers = set()
-    for choice in choices:
-        for rendered in view.netplan_rendered.values():
-            if choice.where.startswith('netplan id %s ' % rendered.id):
-                renderers.add(rendered.renderer)
-    return renderers.pop() if len(renderers) == 1 else None
 
 
 def _auto(view, rail, src, found):

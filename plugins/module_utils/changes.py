@@ -40,6 +40,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.networkmanager impo
     written,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.persist import (
+    STACKS,
     FileState,
     is_ours,
     read_file,
@@ -151,7 +152,7 @@ def plan(view, decision, rails, purge=True):
     changes = Changes()
     chosen = dict((choice.device, choice) for choice in decision.rails)
     mine = dict((stack, [rail for rail in rails if rail.device in chosen and chosen[rail.device].stack == stack])
-                for stack in ('networkmanager', 'networkd', 'netplan'))
+                for stack in STACKS)
     _plan_networkmanager(changes, view, mine['networkmanager'], purge)
     _plan_networkd(changes, view, mine['networkd'], purge)
     _plan_netplan(changes, view, mine['netplan'], purge)
