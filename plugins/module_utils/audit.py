@@ -89,23 +89,65 @@ def _ip(address):
     return address.split('/')[0]
 
 
+class RuleIndex:
+    """The IPv4 rules of a host indexed by source prefix, each prefix parsed once.
+
+    A host with thousands of sources has thousands of rules: finding an
+    address's rules by parsing every rule's prefix made the audit quadratic.
+    Here an address is matched against each prefix length in use (at most
+    33), so a lookup costs the same whatever the number of rules. Results
+    keep the kernel's order of the rules.
+    """
+
+    def __init__(self, rules):
+        self.rules = list(rules)
+        self.by_length = {}         # prefix length -> {network as int: [(position, rule)]}
+        self.from_all = []          # (position, rule) of the rules without a source
+        for position, rule in enumerate(self.rules):
+            if rule.family != 4 or rule.dst or rule.iif or rule.oif or rule.fwmask or rule.extra:
+                continue
+            if not rule.src:
+                self.from_all.append((position, rule))
+                continue
+            net = ipaddress.IPv4Network(rule.src, strict=False)
+            self.by_length.setdefault(net.prefixlen, {}).setdefault(int(net.network_address), []).append(
+                (position, rule))
+        self.lengths = sorted(self.by_length)
+        self._found = {}
+
+    def selecting(self, ip):
+        """Every rule with no selector but its source that selects packets from `ip`, in kernel order."""
+        found = self._found.get(ip)
+        if found is None:
+            addr = int(ipaddress.IPv4Address(ip))
+            hits = list(self.from_all)
+            for length in self.lengths:
+                hits += self.by_length[length].get(addr & _mask(length), ())
+            found = self._found[ip] = [rule for _position, rule in sorted(hits, key=lambda hit: hit[0])]
+        return found
+
+    def source_rules(self, ip):
+        """Lookup rules that select every packet from `ip` (a source, no other selector), in kernel order."""
+        return [rule for rule in self.selecting(ip) if rule.src and rule.action == 'lookup']
+
+
+def _mask(length):
+    return (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+
+
+def rule_index(rules):
+    """A RuleIndex of `rules` (built once, then every address's lookup is cheap); an index is returned as is."""
+    return rules if isinstance(rules, RuleIndex) else RuleIndex(rules)
+
+
 def source_rules(rules, ip):
-    """Lookup rules that select every packet from `ip` (no other selector)."""
-    addr = ipaddress.ip_address(ip)
-    found = []
-    for rule in rules:
-        if rule.family != 4 or rule.action != 'lookup' or not rule.src:
-            continue
-        if rule.dst or rule.iif or rule.oif or rule.fwmask or rule.extra:
-            continue
-        if addr in ipaddress.ip_network(rule.src):
-            found.append(rule)
-    return found
+    """Lookup rules that select every packet from `ip` (no other selector). rules: a list or a RuleIndex."""
+    return list(rule_index(rules).source_rules(ip))
 
 
 def own_rules(rules, ip):
     """The source rules of `ip` that look up a table of their own (not main, default or local)."""
-    return [r for r in source_rules(rules, ip) if r.table not in (253, 254, 255)]
+    return [r for r in rule_index(rules).source_rules(ip) if r.table not in (253, 254, 255)]
 
 
 def rail_rule_for(rules, ip):
@@ -116,9 +158,10 @@ def rail_rule_for(rules, ip):
 
 def rail_table(rules, ips):
     """The rail's table: that of the last of its addresses that has a rule, None without one."""
+    index = rule_index(rules)
     table = None
     for ip in ips:
-        rule = rail_rule_for(rules, ip)
+        rule = rail_rule_for(index, ip)
         if rule is not None:
             table = rule.table
     return table
@@ -129,14 +172,24 @@ def _covers(routes, target):
     return [r for r in routes if r.type == 1 and addr in ipaddress.ip_network(r.dst)]
 
 
+def local_addresses(links):
+    """{address: NIC} of every IPv4 address the host owns, on any NIC."""
+    found = {}
+    for name, link in sorted(links.items(), key=lambda item: item[1].index):
+        for address in link.addresses:
+            found.setdefault(_ip(address), name)
+    return found
+
+
 def discover(snapshot, pattern_match, rdma_devices=()):
     """Rails when none are named: NICs with a source rule, RDMA netdevs, names matching the pattern."""
     found = []
+    index = rule_index(snapshot.rules)
     for name, link in sorted(snapshot.links.items(), key=lambda item: item[1].index):
         if name == 'lo':
             continue
         ips = [_ip(a) for a in link.addresses]
-        has_rule = any(own_rules(snapshot.rules, ip) for ip in ips)
+        has_rule = any(own_rules(index, ip) for ip in ips)
         if has_rule or name in rdma_devices or pattern_match(name):
             found.append(name)
     return found
@@ -149,6 +202,11 @@ def audit(snapshot, devices, plan=None, targets=None):
     tables_by_device = {}
     addresses_seen = {}
     planned = dict((r['device'], r) for r in (plan or {}).get('rails', []))
+    index = rule_index(snapshot.rules)
+    routes_of = {}
+    for route in snapshot.routes:
+        routes_of.setdefault(route.table, []).append(route)
+    local = local_addresses(snapshot.links)
 
     def add(check, device, severity, message, hint):
         findings.append(Finding(check, device, severity, message, hint))
@@ -173,17 +231,18 @@ def audit(snapshot, devices, plan=None, targets=None):
         for ip in ips:
             addresses_seen.setdefault(ip, []).append(device)
         for ip in ips:
-            _check_rules(add, snapshot, device, ip, rail, planned.get(device))
-        table = rail['table'] = rail_table(snapshot.rules, ips)
-        table_routes = [r for r in snapshot.routes if table is not None and r.table == table]
+            _check_rules(add, index, device, ip, rail, planned.get(device))
+        table = rail['table'] = rail_table(index, ips)
+        table_routes = list(routes_of.get(table, ())) if table is not None else []
         flat = is_flat(planned.get(device))
         target = (targets or {}).get(device) or rail_target(table_routes, planned.get(device))
         if table is not None:
             tables_by_device[device] = table
             rail['routes'] = [r.render() for r in table_routes]
-            _check_table(add, snapshot, device, link, table, table_routes, target, flat)
+            _check_table(add, snapshot, device, link, table, table_routes, target, flat, local)
+        shadowing = {}
         for ip in ips:
-            _check_shadow(add, snapshot, device, ip, rail_rule_for(snapshot.rules, ip), target)
+            _check_shadow(add, index, routes_of, device, ip, rail_rule_for(index, ip), target, shadowing)
             _check_route_get(add, snapshot, device, ip, target, rail)
         rail['sysctls'] = _check_sysctls(add, snapshot, device)
 
@@ -212,12 +271,12 @@ def _check_link(add, link):
             % link.name, 'check the cable and the leaf switch port of %s' % link.name)
 
 
-def _check_rules(add, snapshot, device, ip, rail, planned):
+def _check_rules(add, index, device, ip, rail, planned):
     """The rule for one rail address: present, as planned, before main."""
-    candidates = own_rules(snapshot.rules, ip)
+    candidates = own_rules(index, ip)
     rail['rules'] += [{'priority': r.priority, 'from': r.src, 'table': r.table, 'text': r.render()}
                       for r in candidates]
-    rule = rail_rule_for(snapshot.rules, ip)
+    rule = min(candidates, key=lambda r: r.priority) if candidates else None
     if rule is None:
         add('rule', device, 'error',
             'no rule sends traffic from %s to a table of its own, so it follows the main table and may leave '
@@ -233,22 +292,24 @@ def _check_rules(add, snapshot, device, ip, rail, planned):
             % (ip, rule.priority), 'give it a priority below 32766, e.g. 1000 + rail number')
 
 
-def _check_shadow(add, snapshot, device, ip, rule, target):
-    """An earlier rule that catches traffic from `ip` to `target` before the rail's own `rule`."""
+def _check_shadow(add, index, routes_of, device, ip, rule, target, shadowing):
+    """An earlier rule that catches traffic from `ip` to `target` before the rail's own `rule`.
+
+    shadowing: {(table, target): whether a lookup of that table catches the target}, kept across the
+    addresses of a rail so each table is judged once.
+    """
     if rule is None or rule.priority >= MAIN_PRIORITY:
         return
-    for other in snapshot.rules:
-        if other.family != 4 or other.priority >= rule.priority or other.table == 255:
-            continue
-        if other.dst or other.iif or other.oif or other.fwmask or other.extra:
-            continue
-        if other.src and ipaddress.ip_address(ip) not in ipaddress.ip_network(other.src):
+    for other in index.selecting(ip):
+        if other.priority >= rule.priority or other.table == 255:
             continue
         if other.action in ('blackhole', 'unreachable', 'prohibit'):
             shadows = True
         elif other.action == 'lookup' and other.table != rule.table:
-            shadows = other.table == 254 or bool(_covers([r for r in snapshot.routes if r.table == other.table],
-                                                         target))
+            key = (other.table, target)
+            if key not in shadowing:
+                shadowing[key] = other.table == 254 or bool(_covers(routes_of.get(other.table, ()), target))
+            shadows = shadowing[key]
         else:
             shadows = False
         if shadows:
@@ -258,7 +319,7 @@ def _check_shadow(add, snapshot, device, ip, rule, target):
             return
 
 
-def _check_table(add, snapshot, device, link, table, table_routes, target, flat=False):
+def _check_table(add, snapshot, device, link, table, table_routes, target, flat=False, local=None):
     if not table_routes:
         add('table', device, 'error', 'table %d, which the rule for %s looks up, is empty' % (table, device),
             'add the rail\'s routes to table %d or apply the source_routing role' % table)
@@ -286,13 +347,22 @@ def _check_table(add, snapshot, device, link, table, table_routes, target, flat=
         add('gateway', device, 'error', 'gateway %s of table %d is in none of %s\'s subnets (%s)'
             % (route.gateway, table, device, ', '.join(link.addresses) or 'no address'),
             'use the gateway of %s\'s own subnet' % device)
+    owner = (local or {}).get(route.gateway)
+    if owner is not None:
+        add('gateway', device, 'error', 'gateway %s of table %d is an address of this host (on %s): the host '
+            'answers its own pings and %s reaches nothing through it' % (route.gateway, table, owner, device),
+            'use the address of the leaf switch of %s as its gateway' % device)
+        return
     state = snapshot.neighbours.get((device, route.gateway))
     probe = (snapshot.probes or {}).get(device)
     if probe and probe['gateway'] == route.gateway and probe['error']:
+        # A gateway is alive only on an answer obtained now: the probe dropped the cached neighbour
+        # entry first, so a neighbour state after it is a fresh ARP answer, never an old one.
         if state in ('REACHABLE', 'STALE', 'DELAY', 'PROBE', 'PERMANENT'):
-            add('gateway', device, 'warning', 'gateway %s answers ARP on %s but not a ping from %s (%s)'
+            add('gateway', device, 'error', 'gateway %s answers ARP on %s but not a ping from %s (%s)'
                 % (route.gateway, device, probe['source'], probe['error']),
-                'nothing to do if the leaf filters ICMP to its own address; else check the leaf of %s' % device)
+                'check the leaf of %s; a leaf that filters ICMP to its own address must let the echo from '
+                '%s through' % (device, probe['source']))
         else:
             add('gateway', device, 'error', 'gateway %s is not reachable from %s on %s: %s, neighbour state %s'
                 % (route.gateway, probe['source'], device, probe['error'], state or 'none'),

@@ -40,16 +40,26 @@ from ansible_collections.roce.multirail.plugins.module_utils.networkmanager impo
     written,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.persist import (
+    HEADER,
+    STACK_NAMES,
     STACKS,
     FileState,
+    blocked_parent,
     is_ours,
     read_file,
+    replace_file,
+    what_is_at,
     write_file,
 )
 
 NETWORKD_FILE_MODE = 0o644
 RECORD_MODE = 0o600
 SETTLE_TIMEOUT = 30.0
+# Activations a run owes a daemon, recorded before any file changes and cleared once the daemon took
+# them: a run killed or failed in between leaves the record, and the next run activates again. /run is
+# empty at boot, when every daemon reads its files afresh anyway.
+OWED_DIR = '/run/roce-multirail'
+OWED_MODE = 0o600
 
 
 class FileChange(NamedTuple):
@@ -76,9 +86,12 @@ class Changes:
         self.networkd = set()     # devices whose networkd configuration changed
         self.netplan = False      # OUR_FILE changed: render again
         self.messages = []
+        self.problems = []        # what refuses the run: files in the way that are not this collection's
+        self.owed = []            # activations owed by an earlier run (or files a daemon never loaded), described
 
     def __bool__(self):
-        return bool(self.files or self.edits or self.deletes or any(v is None for v in self.records.values()))
+        return bool(self.files or self.edits or self.deletes or any(v is None for v in self.records.values())
+                    or self.owed)
 
     def diffs(self):
         out = []
@@ -100,9 +113,19 @@ class Changes:
     def paths(self):
         return [change.path for change in self.files]
 
-    def file(self, path, content, mode, uid=0, gid=0):
-        """Write path when its content, mode or owner differ (None: remove it); whether it will."""
+    def file(self, path, content, mode, uid=0, gid=0, ours=is_ours):
+        """Write path when its content, mode or owner differ (None: remove it); whether it will.
+
+        Only a regular file is ever read, written or removed: anything else at path (a symlink, whose
+        target is never read, a directory) refuses the run, and so does a file that ours(text) says
+        this collection did not write (ours=None: a file of someone else's this collection edits).
+        """
         if path in self.paths():
+            return False
+        what = what_is_at(path)
+        if what:
+            self.problems.append('%s is %s; this collection writes and removes only regular files it made: move it '
+                                 'away, or point the option that names it elsewhere' % (path, what))
             return False
         before = read_file(path)
         if content is None:
@@ -110,6 +133,19 @@ class Changes:
                 return False
         elif before == FileState(content, mode, uid, gid):
             return False
+        if before is None and os.path.lexists(path):
+            self.problems.append('%s cannot be read as text; it is not a file this collection wrote' % path)
+            return False
+        if before is not None and ours is not None and not ours(before.content):
+            self.problems.append('%s exists without the header of this collection\'s files ("%s"): '
+                                 'it is not this collection\'s to %s; move it away' % (
+                                     path, HEADER, 'remove' if content is None else 'overwrite'))
+            return False
+        if content is not None:
+            parent, what = blocked_parent(path)
+            if parent:
+                self.problems.append('%s cannot be written: %s is %s, not a directory' % (path, parent, what))
+                return False
         self.files.append(FileChange(path, before, content, mode, uid, gid))
         return True
 
@@ -135,7 +171,7 @@ def prepare(run, view, rails, stack='auto', purge=True):
     if decision.errors:
         return decision, None, list(decision.errors)
     changes = plan(view, decision, rails, purge)
-    problems = []
+    problems = list(changes.problems)
     if decision.stack == 'networkmanager' and changes.loads and not os.path.isdir(view.keyfile_dir):
         problems.append('%s does not exist; is NetworkManager installed?' % view.keyfile_dir)
     if decision.stack == 'netplan':
@@ -177,12 +213,18 @@ def _plan_networkmanager(changes, view, rails, purge):
                     text = read_file(profile.path)
                     new = keyfile.edit(text.content, edit.add_routes, edit.remove_routes, edit.add_rules,
                                        edit.remove_rules)
-                    changes.file(profile.path, new, text.mode, text.uid, text.gid)
+                    changes.file(profile.path, new, text.mode, text.uid, text.gid, ours=None)
                 changes.edits.append((edit, record))
                 if profile.active_on:
                     changes.reapply.add(profile.active_on)
             for profile in found.ours:
-                if view.nm_running:
+                if view.nm_running and profile.path and not is_ours((read_file(profile.path) or FileState(
+                        '', 0, 0, 0)).content):
+                    changes.messages.append('NetworkManager %s has the uuid of this collection\'s profile for %s but '
+                                            'its file does not start with the header of this collection\'s files: '
+                                            'left alone; delete it if it is no longer wanted'
+                                            % (profile.describe(), rail.device))
+                elif view.nm_running:
                     first = next((p for p in found.adopt if p.autoconnect), found.adopt[0])
                     changes.deletes.append((profile, first if profile.active_on else None))
                 elif changes.file(profile.path, None, KEYFILE_MODE):
@@ -191,6 +233,13 @@ def _plan_networkmanager(changes, view, rails, purge):
         path, content = created_keyfile(rail, link.type, view.keyfile_dir)
         wanted_files.add(path)
         if changes.file(path, content, KEYFILE_MODE):
+            loaded = True
+        elif view.nm_running and os.path.lexists(path) and not any(p.path == path for p in view.nm_profiles.values()):
+            changes.owed.append('NetworkManager has not loaded %s for %s: loading it' % (path, rail.device))
+            loaded = True
+        else:
+            loaded = False
+        if loaded:
             changes.loads.append(path)
             active = [p for p in found.ours if p.active_on == rail.device]
             if active:
@@ -216,10 +265,12 @@ def _plan_networkmanager(changes, view, rails, purge):
             continue
         if untouched_since(record):
             for path, original in sorted(record['files'].items()):
+                # The record's digests prove these files are as this collection left them.
                 if original is None:
-                    changes.file(path, None, KEYFILE_MODE)
+                    changes.file(path, None, KEYFILE_MODE, ours=None)
                 else:
-                    changes.file(path, original['content'], original['mode'], original['uid'], original['gid'])
+                    changes.file(path, original['content'], original['mode'], original['uid'], original['gid'],
+                                 ours=None)
             if view.nm_running and profile.path:
                 changes.loads.append(profile.path)
         else:
@@ -227,7 +278,8 @@ def _plan_networkmanager(changes, view, rails, purge):
             if not view.nm_running and profile.path:
                 text = read_file(profile.path)
                 changes.file(profile.path, keyfile.edit(text.content, remove_routes=edit.remove_routes,
-                                                        remove_rules=edit.remove_rules), text.mode, text.uid, text.gid)
+                                                        remove_rules=edit.remove_rules), text.mode, text.uid, text.gid,
+                             ours=None)
             changes.edits.append((edit, None))
             changes.messages.append('%s was changed since this collection adopted it: only its routes and rules '
                                     'were taken out' % profile.describe())
@@ -268,10 +320,30 @@ def _plan_networkd(changes, view, rails, purge):
         wanted.add(path)
         if changes.file(path, content, NETWORKD_FILE_MODE):
             changes.networkd.add(rail.device)
+        elif view.networkd_running and os.path.lexists(path):
+            why = networkd_not_taken(link, path, path.endswith('.network'))
+            if why:
+                changes.networkd.add(rail.device)
+                changes.owed.append('systemd-networkd has not loaded %s for %s (%s): reloading it' % (
+                    path, rail.device, why))
     if purge:
         for path in sorted(_our_networkd_files(view.networkd_dir)):
             if path not in wanted and changes.file(path, None, NETWORKD_FILE_MODE):
                 changes.networkd.add('')
+
+
+def networkd_not_taken(link, path, created, directory=networkd.LINK_STATE_DIR):
+    """Why networkd has not loaded the file at path for link, from its link state file, or ''."""
+    state_path = os.path.join(directory, str(link.ifindex))
+    why = networkd.not_taken(networkd.link_state(link.ifindex, directory), path, created)
+    if why:
+        return why
+    try:
+        if os.lstat(path).st_mtime_ns > os.stat(state_path).st_mtime_ns:
+            return 'it was changed after networkd last configured %s' % link.name
+    except OSError:
+        pass
+    return ''
 
 
 def _plan_netplan(changes, view, rails, purge):
@@ -296,6 +368,90 @@ def netplan_text(changes, view):
     return view.netplan_ours
 
 
+# --- activations owed ------------------------------------------------------------------------------
+
+def owed_path(stack, directory=OWED_DIR):
+    return os.path.join(directory, 'activate-%s' % stack)
+
+
+def read_owed(directory=OWED_DIR):
+    """{stack: what} of the activations an earlier run recorded and did not see through (see owe())."""
+    found = {}
+    for stack in STACKS:
+        path = owed_path(stack, directory)
+        if not os.path.lexists(path):
+            continue
+        state = read_file(path)
+        try:
+            what = json.loads(state.content) if state else {}
+        except ValueError:
+            what = {}
+        # A record that cannot be read still owes: everything of its stack is activated again.
+        found[stack] = what if isinstance(what, dict) else {}
+    return found
+
+
+def settle_owed(view, changes, owed, rails, directory=OWED_DIR):
+    """Add the activations an earlier run owes (owed: read_owed()) to changes, described in changes.owed. A
+    daemon that does not run now reads every file when it starts: nothing is owed to it any more."""
+    devices = [rail.device for rail in rails if rail.device in view.links]
+    for stack, what in sorted(owed.items()):
+        where = owed_path(stack, directory)
+        if stack == 'networkd' and view.networkd_running:
+            changes.networkd.update(set(_strings(what.get('devices'))) | {''})
+        elif stack == 'networkmanager' and view.nm_running:
+            changes.reapply.update(d for d in _strings(what.get('reapply')) if d in view.links)
+            changes.loads += [p for p in _strings(what.get('loads')) if p not in changes.loads and os.path.exists(p)]
+            for pair in what.get('activate') or []:
+                if isinstance(pair, list) and len(pair) == 2 and tuple(pair) not in changes.activate \
+                        and pair[0] in view.links:
+                    changes.activate.append(tuple(pair))
+        elif stack == 'netplan' and (view.networkd_running or view.nm_running):
+            changes.netplan = True
+            if view.networkd_running:
+                changes.networkd.update(set(devices) | {''})
+            if view.nm_running:
+                changes.reapply.update(devices)
+        else:
+            continue
+        changes.owed.append('%s: activation owed by an earlier run that did not finish (%s): done again'
+                            % (STACK_NAMES[stack], where))
+
+
+def _strings(values):
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+
+def owe(view, changes):
+    """{stack: what} of the activations these changes make the running daemons owe until they took them."""
+    out = {}
+    if view.networkd_running and changes.networkd:
+        out['networkd'] = {'devices': sorted(changes.networkd)}
+    if view.nm_running and (changes.reapply or changes.loads or changes.activate or changes.edits or changes.deletes):
+        out['networkmanager'] = {'reapply': sorted(changes.reapply), 'loads': list(changes.loads),
+                                 'activate': [list(pair) for pair in changes.activate]}
+    if changes.netplan and (view.networkd_running or view.nm_running):
+        out['netplan'] = {'render': True}
+    return out
+
+
+def record_owed(owed, directory=OWED_DIR):
+    """Record the activations owed (owe()) before the first change: root, 0600, in /run."""
+    if not owed:
+        return
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for stack, what in sorted(owed.items()):
+        replace_file(owed_path(stack, directory), json.dumps(what, sort_keys=True) + '\n', OWED_MODE)
+
+
+def clear_owed(stacks, directory=OWED_DIR):
+    """Forget the owed activations of stacks, once their daemons took every change."""
+    for stack in sorted(stacks):
+        path = owed_path(stack, directory)
+        if os.path.lexists(path) and not what_is_at(path):
+            os.unlink(path)
+
+
 # --- applying --------------------------------------------------------------------------------------
 
 class ApplyError(Exception):
@@ -311,13 +467,7 @@ def _nmcli(run, *args):
 
 def _write_record(directory, record):
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = record_path(directory, record['uuid'])
-    with open(path + '.tmp', 'w') as handle:
-        json.dump(record, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(path + '.tmp', RECORD_MODE)
-    os.replace(path + '.tmp', path)
+    replace_file(record_path(directory, record['uuid']), json.dumps(record, indent=1, sort_keys=True), RECORD_MODE)
 
 
 def apply(module, run, view, changes):
@@ -332,11 +482,14 @@ def apply(module, run, view, changes):
             if first is not None:
                 _nmcli(run, '--wait', '60', 'connection', 'up', 'uuid', first.uuid)
             _nmcli(run, 'connection', 'delete', 'uuid', profile.uuid)
-        elif profile.path and os.path.lexists(profile.path):
+        elif profile.path and os.path.lexists(profile.path) and not what_is_at(profile.path):
             os.unlink(profile.path)
     for change in changes.files:
         try:
             if change.after is None:
+                what = what_is_at(change.path)
+                if what:
+                    raise OSError('%s is %s now' % (change.path, what))
                 if os.path.lexists(change.path):
                     os.unlink(change.path)
                 _remove_empty_parent(change.path)
@@ -445,8 +598,7 @@ def render_netplan(run, view, rails):
                     os.unlink(path)
                 else:
                     os.makedirs(live_dir, exist_ok=True)
-                    shutil.copy2(os.path.join(new_dir, name), path + '.roce-multirail.tmp')
-                    os.replace(path + '.roce-multirail.tmp', path)
+                    replace_file(path, fresh.content, fresh.mode, fresh.uid, fresh.gid)
                 touched.setdefault(renderer, []).append(path)
         return touched
     finally:

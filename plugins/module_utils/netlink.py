@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import os
 import socket
 import struct
 import sys
@@ -126,11 +127,13 @@ NLM_F_DUMP = 0x300
 NLM_F_REPLACE = 0x100
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
+NLM_F_APPEND = 0x800
 RTM_GETLINK = 18
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
 RTM_GETROUTE = 26
+RTM_DELNEIGH = 29
 RTM_GETNEIGH = 30
 RTM_NEWRULE = 32
 RTM_DELRULE = 33
@@ -433,6 +436,14 @@ class Netlink:
                     raise NetlinkError(_error(message))
                 return message
 
+    def acknowledged(self, msg_type, body):
+        """Send one request with NLM_F_ACK; the errno the kernel answers (0: done)."""
+        seq = self._request(msg_type, NLM_F_ACK, body)
+        while True:
+            for reply_type, _flags, reply_seq, message in self._receive():
+                if reply_seq == seq and reply_type == NLMSG_ERROR:
+                    return _error(message)
+
     def send_batch(self, messages, stop_on_error):
         """Send requests ((layout, type, flags, Raw)) with NLM_F_ACK, self.batch to a write.
 
@@ -539,6 +550,27 @@ def dump_neighbours(nl):
     return found
 
 
+NUD_NOARP = 0x40
+NUD_PERMANENT = 0x80
+
+
+def forget_neighbour(nl, ifindex, address, state):
+    """Drop the cached IPv4 neighbour entry of `address` on link `ifindex`, so the next packet resolves it anew.
+
+    state: the entry's NUD state as dump_neighbours() gave it (0: no entry). A PERMANENT or NOARP
+    entry is configuration, not a cache: it is left alone. Returns whether an entry was dropped;
+    raises NetlinkError when the kernel refuses.
+    """
+    if not state or state & (NUD_NOARP | NUD_PERMANENT):
+        return False
+    payload = _encode_address(address)
+    body = _NEIGH.pack(socket.AF_INET, ifindex, 0, 0, 0) + _ATTR.pack(4 + len(payload), NDA_DST) + payload
+    code = nl.acknowledged(RTM_DELNEIGH, body)
+    if code and code != errno.ENOENT:     # ENOENT: gone meanwhile, as good
+        raise NetlinkError(code)
+    return True
+
+
 def route_get(nl, source, target):
     """{'oif', 'table', 'gateway'} of the kernel's answer to `ip route get TARGET from SOURCE`.
 
@@ -600,14 +632,58 @@ def route_raw(route, links):
 
 
 def _route_for_create(raw):
-    """A dumped route made fit to send back: no dump-only attributes or flags."""
+    """A dumped route made fit to send back: no dump-only attributes or flags.
+
+    The flags a dump shows on the route and on each of its nexthops
+    (linkdown, dead, offload, trap...) are the kernel's own report, refused in
+    a request; only onlink, which a request asks for, is kept.
+    """
     attrs = [(k, v) for k, v in raw.attrs if k not in _ROUTE_DUMP_ONLY]
     if any(k == 'RTA_NH_ID' for k, _v in attrs):
         # A route using a nexthop object must not also name its gateway or device.
         attrs = [(k, v) for k, v in attrs if k not in ('RTA_GATEWAY', 'RTA_OIF', 'RTA_MULTIPATH', 'RTA_FLOW')]
+    attrs = [(k, _requested_hops(v) if k == 'RTA_MULTIPATH' else v) for k, v in attrs]
     header = dict(raw.header)
     header['flags'] = header.get('flags', 0) & RTNH_F_ONLINK
     return Raw(header, attrs)
+
+
+def _requested_hops(hops):
+    if not isinstance(hops, (list, tuple)):
+        return hops
+    return [dict(hop, flags=(hop.get('flags') or 0) & RTNH_F_ONLINK) if isinstance(hop, dict) else hop
+            for hop in hops]
+
+
+class DeviceGone(Exception):
+    """A route of a snapshot goes through a NIC the host no longer has."""
+
+
+def reindexed(raw, names, links):
+    """A snapshot's route with its interface indexes made those of the same NICs now.
+
+    names: {index: name} when the snapshot was taken (None: keep the indexes);
+    links: {name: Link} now. Raises DeviceGone naming a NIC that is gone, so
+    that a stale index never sends the route through another NIC.
+    """
+    if names is None:
+        return raw
+
+    def index(old):
+        name = names.get(old)
+        if name is None or name not in links:
+            raise DeviceGone('dev %s is gone' % (name or 'with index %s' % old))
+        return links[name].index
+
+    attrs = []
+    for name, value in raw.attrs:
+        if name == 'RTA_OIF':
+            value = index(value)
+        elif name == 'RTA_MULTIPATH' and isinstance(value, (list, tuple)):
+            value = [dict(hop, oif=index(hop['oif'])) if isinstance(hop, dict) and hop.get('oif') else hop
+                     for hop in value]
+        attrs.append((name, value))
+    return Raw(dict(raw.header), attrs)
 
 
 def _route_for_delete(raw):
@@ -680,3 +756,45 @@ def apply_routes(nl, changes, links, raw, order):
         steps.append(((_ROUTE, RTM_DELROUTE, 0, remove(route)), (_ROUTE, RTM_NEWROUTE, add, create(route)),
                       _says('removing "%s" from table %d', route, route.table)))
     _run(nl, steps)
+
+
+_ROUTE_FLAGS = {'add': NLM_F_CREATE | NLM_F_EXCL, 'prepend': NLM_F_CREATE, 'append': NLM_F_CREATE | NLM_F_APPEND,
+                'replace': NLM_F_CREATE | NLM_F_REPLACE}
+
+
+def restore_each(nl, route_ops, rule_ops, snapshot_raw, current_raw, links, names):
+    """Send a restore's route operations, then its rule operations, each on its own.
+
+    A refusal stops nothing: every other object is still restored (tables
+    before the rules that look them up). route_ops: TableChanges.ops;
+    rule_ops: RuleChanges.ops; snapshot_raw / current_raw: {Route or Rule:
+    Raw} as the snapshot and the dump now hold them (re-created objects come
+    from the snapshot, removed ones from the dump); names: the snapshot's
+    {index: name}. Returns {('route' | 'rule', object): why it was refused}.
+    """
+    requests, objects, errors = [], [], {}
+    for op, route, _old in route_ops:
+        try:
+            if op == 'remove':
+                request = (_ROUTE, RTM_DELROUTE, 0, _route_for_delete(current_raw[route]))
+            else:
+                raw = snapshot_raw.get(route)
+                raw = reindexed(raw, names, links) if raw is not None else route_raw(route, links)
+                request = (_ROUTE, RTM_NEWROUTE, _ROUTE_FLAGS[op], _route_for_create(raw))
+        except DeviceGone as exc:
+            errors[('route', route)] = str(exc)
+            continue
+        requests.append(request)
+        objects.append(('route', route))
+    for op, rule in rule_ops:
+        raw = current_raw.get(rule) if op == 'del' else snapshot_raw.get(rule)
+        raw = raw or snapshot_raw.get(rule) or current_raw.get(rule) or rule_raw(rule)
+        if op == 'add':
+            requests.append((_RULE, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, raw))
+        else:
+            requests.append((_RULE, RTM_DELRULE, 0, raw))
+        objects.append(('rule', rule))
+    for obj, code in zip(objects, nl.send_batch(requests, stop_on_error=False)):
+        if code:
+            errors.setdefault(obj, os.strerror(code))
+    return errors

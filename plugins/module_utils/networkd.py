@@ -318,3 +318,23 @@ def from_netplan(nfile):
 def matched_links(nfile, links):
     """Names of the links (persist.Link) a .network file applies to."""
     return [link.name for link in links if matches(nfile, link)[0]]
+
+
+def state_paths(state, key):
+    """The paths a link state file lists under key (NETWORK_FILE_DROPINS is a quoted, space-separated list)."""
+    return tuple(word for word in state.get(key, '').strip().strip('"').split() if word)
+
+
+def not_taken(state, path, created):
+    """Why networkd, by its link state file (link_state()), has not loaded the file of this collection at path
+    (a created .network when `created`, else a drop-in), or '' when it has. Pure."""
+    if not state:
+        return ''
+    if created:
+        current = state.get('NETWORK_FILE', '')
+        return '' if current == path else 'it applies %s, not %s' % (current or 'no file', path)
+    # networkd lists the drop-ins it loaded from version 254 on; without the list this cannot be told.
+    if 'NETWORK_FILE_DROPINS' not in state or path in state_paths(state, 'NETWORK_FILE_DROPINS'):
+        return ''
+    loaded = ', '.join(state_paths(state, 'NETWORK_FILE_DROPINS')) or 'none'
+    return 'its drop-ins of %s are %s, without %s' % (state.get('NETWORK_FILE', '') or 'the link', loaded, path)

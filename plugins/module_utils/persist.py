@@ -12,10 +12,12 @@ with, whatever their own spelling.
 
 from __future__ import annotations
 
+import binascii
+import errno
 import hashlib
 import ipaddress
 import os
-import tempfile
+import stat
 from typing import NamedTuple, Optional, Tuple
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import (
@@ -39,6 +41,7 @@ STACK_NAMES = {'networkmanager': 'NetworkManager', 'networkd': 'systemd-networkd
 # The first line of every file this collection writes whole; a file without it is not ours.
 HEADER = '# Managed by roce.multirail (source_routing role); local changes are overwritten.'
 TEMP_PREFIX = '.roce-multirail-'
+TEMP_DIGEST = 32              # hex digits of the content's sha256 a temporary file's name carries
 
 
 class Route(NamedTuple):
@@ -204,13 +207,63 @@ class FileState(NamedTuple):
 
 
 def read_file(path):
-    """FileState of a regular file, or None when there is none to read as text."""
+    """FileState of a regular file, or None when there is none to read as text.
+
+    A symlink is never followed (O_NOFOLLOW) and nothing but a regular file is read: what a link points
+    to is not this collection's to show in a diff or to decide on.
+    """
     try:
-        with open(path) as handle:
-            st = os.fstat(handle.fileno())
-            return FileState(handle.read(), st.st_mode & 0o7777, st.st_uid, st.st_gid)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        with os.fdopen(os.dup(fd), 'rb') as handle:
+            return FileState(handle.read().decode('utf-8'), st.st_mode & 0o7777, st.st_uid, st.st_gid)
     except (OSError, UnicodeDecodeError):
         return None
+    finally:
+        os.close(fd)
+
+
+def what_is_at(path):
+    """None when nothing is at path or a regular file is; else what is there, for a message
+    ('a symlink to /x', 'a directory', ...). The target of a symlink is named, never read."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None                   # a file in place of a directory on the way: see blocked_parent()
+    except OSError as exc:
+        return 'something that cannot be examined (%s)' % exc.strerror
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            return 'a symlink to %s' % os.readlink(path)
+        except OSError:
+            return 'a symlink'
+    if stat.S_ISDIR(st.st_mode):
+        return 'a directory'
+    return 'a %s' % ('fifo' if stat.S_ISFIFO(st.st_mode) else 'socket' if stat.S_ISSOCK(st.st_mode)
+                     else 'device node' if stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode) else 'special file')
+
+
+def blocked_parent(path):
+    """The first existing ancestor of path that is not a directory (creating path's directories would fail
+    there), with what it is; ('', None) when every existing one is a directory."""
+    parent = os.path.dirname(path)
+    while parent and parent != os.path.dirname(parent):
+        try:
+            st = os.stat(parent)
+        except FileNotFoundError:
+            parent = os.path.dirname(parent)
+            continue
+        except OSError as exc:
+            return parent, 'something that cannot be examined (%s)' % exc.strerror
+        return ('', None) if stat.S_ISDIR(st.st_mode) else (parent, what_is_at(parent) or 'a file')
+    return '', None
 
 
 def digest(text):
@@ -222,20 +275,58 @@ def is_ours(text):
     return text is not None and text.split('\n', 1)[0] == HEADER
 
 
-def write_file(module, path, content, mode, uid=0, gid=0):
-    """Replace path atomically: a temporary file in its directory, synced to disk, renamed over it."""
-    handle, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=os.path.dirname(path))
+def temp_name(content):
+    """The name of the temporary file holding `content` before it is moved into place: TEMP_PREFIX, the
+    start of the content's digest, a random part. The digest is the proof that a leftover is ours."""
+    return '%s%s-%s' % (TEMP_PREFIX, digest(content)[:TEMP_DIGEST], binascii.hexlify(os.urandom(4)).decode())
+
+
+def is_our_temp(path):
+    """Whether path is a temporary file this collection made (see temp_name) and a killed run left: a
+    regular file (never a symlink nor a directory) owned by root whose content starts with HEADER or
+    matches the digest its name carries."""
+    name = os.path.basename(path)
+    if not name.startswith(TEMP_PREFIX):
+        return False
+    state = read_file(path)
+    if state is None or state.uid != 0:
+        return False
+    if is_ours(state.content):
+        return True
+    mark = name[len(TEMP_PREFIX):].split('-', 1)[0]
+    return len(mark) == TEMP_DIGEST and digest(state.content)[:TEMP_DIGEST] == mark
+
+
+def replace_file(path, content, mode, uid=0, gid=0, move=os.replace):
+    """Replace the regular file at path (or create it) atomically: a temporary file of ours (0600 from its
+    creation, see temp_name) in its directory, synced to disk, moved over it with move(temp, path).
+
+    Refuses (OSError) a path that holds anything but a regular file; the temporary file is removed on
+    every failure.
+    """
+    what = what_is_at(path)
+    if what:
+        raise OSError(errno.EEXIST, '%s is %s, not a regular file' % (path, what))
+    temp = os.path.join(os.path.dirname(path), temp_name(content))
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600)
     try:
-        with os.fdopen(handle, 'w') as out:
-            out.write(content)
+        with os.fdopen(fd, 'wb') as out:
+            out.write(content.encode('utf-8'))
             out.flush()
+            os.fchown(out.fileno(), uid, gid)
+            os.fchmod(out.fileno(), mode)
             os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.chown(temp, uid, gid)
-    except OSError:
-        os.unlink(temp)
-        raise
-    module.atomic_move(temp, path)
+        move(temp, path)
+    finally:
+        # Also when move() exits the process (AnsibleModule.atomic_move fails the module with SystemExit);
+        # O_EXCL above made this name ours.
+        if os.path.lexists(temp):
+            os.unlink(temp)
     # atomic_move gives a new file the default mode and a replacement the mode of the file it replaces.
     os.chmod(path, mode)
     os.chown(path, uid, gid)
+
+
+def write_file(module, path, content, mode, uid=0, gid=0):
+    """replace_file() through the module's atomic_move (which keeps the SELinux context of the file it replaces)."""
+    replace_file(path, content, mode, uid, gid, move=module.atomic_move)

@@ -23,7 +23,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.common import (
     check_ifname,
     show,
 )
-from ansible_collections.roce.multirail.plugins.module_utils.sysctl import ALLOWED
+from ansible_collections.roce.multirail.plugins.module_utils.sysctl import ALLOWED, check_side_effects
 
 try:
     import netaddr
@@ -129,7 +129,8 @@ def _source(obj, value):
     return net.cidr
 
 
-def _sysctls(obj, value):
+def _sysctls(obj, value, target='rail'):
+    """A mapping of net.ipv4.conf key to integer, for `all` or a rail NIC (target), validated."""
     if not isinstance(value, dict):
         raise PlanError('%s: expected a mapping of net.ipv4.conf key to integer, got %s' % (obj, show(value)))
     out = {}
@@ -141,12 +142,18 @@ def _sysctls(obj, value):
         if key in ALLOWED and out[key] not in ALLOWED[key]:
             raise PlanError('%s: %s %s is not one of %s'
                             % (obj, key, show(raw), ', '.join(str(v) for v in ALLOWED[key])))
+        try:
+            check_side_effects(obj, target, key)
+        except InvalidArgument as exc:
+            raise PlanError(str(exc))
     return out
 
 
 def _priority_range(value, priority_base):
     if value is None:
-        return priority_base, min(priority_base + 999, MAIN_PRIORITY - 1)
+        # From the first rail's priority on: the base itself is left alone (1000 is
+        # where the kernel puts a VRF's l3mdev rule).
+        return min(priority_base + 1, MAIN_PRIORITY - 1), min(priority_base + 999, MAIN_PRIORITY - 1)
     if not isinstance(value, dict):
         raise PlanError('source_routing_priority_range: expected {start, end}, got %s' % show(value))
     unknown = sorted(_key(key) for key in value if key not in ('start', 'end'))
@@ -191,7 +198,8 @@ def build_plan(rails, table_base=100, priority_base=1000, destination='0.0.0.0/0
                         % (destination.strip(), fabric.cidr))
     rail_defaults = _sysctls('source_routing_rail_sysctls',
                              DEFAULT_RAIL_SYSCTLS if rail_sysctls is None else rail_sysctls)
-    all_conf = _sysctls('source_routing_all_sysctls', DEFAULT_ALL_SYSCTLS if all_sysctls is None else all_sysctls)
+    all_conf = _sysctls('source_routing_all_sysctls', DEFAULT_ALL_SYSCTLS if all_sysctls is None else all_sysctls,
+                        'all')
 
     planned = []
     for position, spec in enumerate(rails, start=1):
@@ -200,6 +208,7 @@ def build_plan(rails, table_base=100, priority_base=1000, destination='0.0.0.0/0
                                   low, high, sources_left))
     _check_unique(planned)
     _check_overlaps(planned)
+    _check_gateways(planned)
 
     conf = {'all': all_conf} if all_conf else {}
     for rail in planned:
@@ -362,6 +371,27 @@ def _check_overlaps(rails):
     if found:
         later, earlier = found
         raise PlanError('rail %s: %s overlaps %s of rail %s' % (later[3], later[4], earlier[4], earlier[3]))
+
+
+def _check_gateways(rails):
+    """No rail's gateway may be an address of the host: any rail's address or any rail's source address.
+
+    The host would answer its own ARP and pings for it, and the rail would reach nothing.
+    Only gateways a route uses count (a flat fabric's rail has none).
+    """
+    owners = {}
+    for rail in rails:
+        owners.setdefault(rail['ip'], 'the address of rail %s' % rail['device'])
+        for text in rail['sources']:
+            address = text.replace('/32', '')
+            owners.setdefault(address, 'source %s of rail %s' % (address, rail['device']))
+    for rail in rails:
+        for route in rail['routes']:
+            what = owners.get(route.get('gateway'))
+            if what is not None:
+                raise PlanError('rail %s: gateway %s is %s, an address of this host: the host would answer for '
+                                'it and the rail would reach nothing; use the leaf switch\'s address'
+                                % (rail['device'], route['gateway'], what))
 
 
 def sysctl_lines(conf):

@@ -34,6 +34,10 @@ SCOPE_NAMES = {0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere
 TYPE_NAMES = {1: 'unicast', 2: 'local', 3: 'broadcast', 4: 'anycast', 5: 'multicast',
               6: 'blackhole', 7: 'unreachable', 8: 'prohibit', 9: 'throw', 10: 'nat'}
 RTNH_F_ONLINK = 0x4
+# The nexthop flags a request may carry. The others a dump shows (dead,
+# linkdown, offload, trap...) are the kernel's report of a nexthop's state:
+# not part of a route's identity, and refused (EINVAL) in a request.
+RTNH_REQUEST_FLAGS = RTNH_F_ONLINK
 
 # Attributes the model reads; anything else a foreign route carries (multipath,
 # metrics such as mtu, encapsulation, nexthop objects) goes to `extra`.
@@ -113,7 +117,10 @@ def route_from_dump(header, attrs, ifnames):
     dst = '%s/%d' % (attrs.get('RTA_DST', '0.0.0.0'), header.get('dst_len', 0))
     extra = []
     for name in sorted(attrs.keys() - _KNOWN_ATTRS):
-        extra.append((name, _flat(attrs[name])))
+        if name == 'RTA_MULTIPATH' and isinstance(attrs[name], (list, tuple)):
+            extra.append((name, _nexthops(attrs[name], ifnames)))
+        else:
+            extra.append((name, _flat(attrs[name])))
     oif = attrs.get('RTA_OIF')
     return Route(
         table=attrs.get('RTA_TABLE', header.get('table', 0)),
@@ -129,6 +136,30 @@ def route_from_dump(header, attrs, ifnames):
         type=header.get('type', 1),
         extra=tuple(extra),
     )
+
+
+def _nexthops(hops, ifnames):
+    """A multipath route's nexthops as text: gateway, device, weight, onlink, other attributes.
+
+    `[via=10.0.1.1,dev=ib0,weight=2;via=10.0.2.1,dev=ib1]`: what the route
+    is, in order; the state flags the kernel sets (linkdown, dead) are left out.
+    """
+    texts = []
+    for hop in hops:
+        hop = hop if isinstance(hop, dict) else {}
+        attrs = [tuple(pair) for pair in hop.get('attrs') or ()]
+        words = ['via=%s' % value for name, value in attrs if name == 'RTA_GATEWAY']
+        oif = hop.get('oif')
+        if oif:
+            words.append('dev=%s' % ifnames.get(oif, 'if%s' % oif))
+        weight = (hop.get('hops') or 0) + 1
+        if weight != 1:
+            words.append('weight=%d' % weight)
+        if (hop.get('flags') or 0) & RTNH_F_ONLINK:
+            words.append('onlink')
+        words += ['%s=%s' % (name, _flat(value)) for name, value in attrs if name != 'RTA_GATEWAY']
+        texts.append(','.join(words))
+    return '[' + ';'.join(texts) + ']'
 
 
 def _flat(value):
@@ -286,6 +317,9 @@ class TableChanges(NamedTuple):
     remove: Tuple[Route, ...]
     before: Dict[int, Tuple[Route, ...]]
     after: Dict[int, Tuple[Route, ...]]
+    # When the order of the requests matters (a restore): ('remove' | 'replace' | 'add' | 'prepend' |
+    # 'append', route, the route replaced or None), in the order to send.
+    ops: Tuple[Tuple[str, Route, Optional[Route]], ...] = ()
 
 
 def decide_routes(current, tables, state='present', purge=False):
@@ -355,9 +389,15 @@ def _order(route):
     return (bits != 0, int.from_bytes(socket.inet_pton(socket.AF_INET, address), 'big'), -bits, route.metric)
 
 
+def add_key(route):
+    """Where a route goes among additions: direct (gateway-less) routes first."""
+    through_gateway = bool(route.gateway) or any(name == 'RTA_MULTIPATH' for name, _value in route.extra)
+    return (through_gateway, route.table, _order(route))
+
+
 def add_order(routes):
     """Direct (gateway-less) routes first, so gateways they make reachable exist."""
-    return sorted(routes, key=lambda r: (bool(r.gateway), r.table, _order(r)))
+    return sorted(routes, key=add_key)
 
 
 def render_tables(tables):

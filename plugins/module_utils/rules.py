@@ -34,6 +34,7 @@ PROTO_NAMES = {0: 'unspec', 1: 'redirect', 2: 'kernel', 3: 'boot', 4: 'static', 
                10: 'mrt', 11: 'zebra', 12: 'bird', 13: 'dnrouted', 14: 'xorp', 15: 'ntk', 16: 'dhcp',
                17: 'mrouted', 18: 'keepalived', 42: 'babel', 99: 'openr', 186: 'bgp', 187: 'isis',
                188: 'ospf', 189: 'rip', 192: 'eigrp'}
+PROTO_KERNEL = 2
 PROTO_STATIC = 4
 # fib_rules.h FR_ACT_*.
 ACTION_NAMES = {0: 'unspec', 1: 'lookup', 2: 'goto', 3: 'nop', 6: 'blackhole',
@@ -296,12 +297,36 @@ class RuleChanges(NamedTuple):
     ops: Tuple[Tuple[str, Rule], ...] = ()   # ('add' | 'del', rule), in the order to send
 
 
-def decide_rules(current, desired, state='present', priority_range=None):
-    # type: (list, list, str, Optional[tuple]) -> RuleChanges
+def made_like_ours(rule):
+    """Whether a rule has the shape of the rules this collection makes.
+
+    IPv4, `from <prefix> lookup <table> proto static` and nothing else: no
+    destination, interface, mark or other selector. NetworkManager and
+    systemd-networkd create the persisted rail rules in this very shape.
+    """
+    return (rule.family == 4 and rule.action == 'lookup' and rule.proto == PROTO_STATIC and bool(rule.src)
+            and not (rule.dst or rule.iif or rule.oif or rule.fwmark or rule.fwmask or rule.extra)
+            and rule.table not in (0, 253, 254, 255))
+
+
+def removable(rule, remove_foreign=False):
+    """Whether a purge may remove a rule that sits inside the managed range.
+
+    Rules the kernel made (`proto kernel`, such as the l3mdev rule of a VRF)
+    never; rules of another shape only when the caller says so.
+    """
+    if rule.proto == PROTO_KERNEL:
+        return False
+    return remove_foreign or made_like_ours(rule)
+
+
+def decide_rules(current, desired, state='present', priority_range=None, remove_foreign=False):
+    # type: (list, list, str, Optional[tuple], bool) -> RuleChanges
     """Current kernel rules (in kernel order) + desired rules -> what to change.
 
     present: add every desired rule that is missing; with a priority_range,
-    remove every rule inside the range that is not desired. Rules outside the
+    remove every rule inside the range that is not desired and was made like
+    ours (with remove_foreign, any rule but the kernel's). Rules outside the
     range are never removed. absent: remove every rule that matches a desired
     one, whatever protocol created it.
 
@@ -319,7 +344,8 @@ def decide_rules(current, desired, state='present', priority_range=None):
         if priority_range:
             low, high = priority_range
             remove = tuple(rule for rule in current
-                           if low <= rule.priority <= high and rule not in desired_set)
+                           if low <= rule.priority <= high and rule not in desired_set
+                           and removable(rule, remove_foreign))
         else:
             remove = ()
     ops, final = plan_rule_ops(current, add, remove)
@@ -482,16 +508,19 @@ def _groups(rule):
     return (rule.family, rule.priority), (rule.family, rule.priority, rule.src)
 
 
-def foreign_conflicts(current, desired, priority_range=None):
+def foreign_conflicts(current, desired, priority_range=None, remove_foreign=False):
     """Rules on the host that a call with exclusive=true must not run over.
 
     A rule sitting on a priority the call uses but not created with proto
-    static (so not by this collection nor NetworkManager), and a rule outside
-    the managed priorities that looks up a table the call uses. Returns
-    messages, empty when there is nothing in the way.
+    static (so not by this collection nor NetworkManager); a rule inside the
+    managed range that is not made like ours, unless remove_foreign says it
+    goes (the kernel's own rules stay and are no conflict); and a rule of the
+    same family outside the managed priorities that looks up a table the call
+    uses. Returns messages, empty when there is nothing in the way.
     """
     priorities = {rule.priority for rule in desired}
-    tables = {rule.table for rule in desired}
+    tables = {(rule.family, rule.table) for rule in desired}
+    desired_set = set(desired)
 
     def managed(priority):
         if priority_range:
@@ -500,11 +529,18 @@ def foreign_conflicts(current, desired, priority_range=None):
 
     problems = []
     for rule in current:
-        if rule.priority in priorities and rule.proto != PROTO_STATIC and rule not in desired:
+        if rule.priority in priorities and rule.proto != PROTO_STATIC and rule not in desired_set:
             problems.append('rule "%s" sits on priority %d, which this call manages, and was not created by '
                             'it (proto %s); move or remove it first'
                             % (rule.render(), rule.priority, PROTO_NAMES.get(rule.proto, rule.proto)))
-        elif not managed(rule.priority) and rule.action == 'lookup' and rule.table in tables:
+        elif (priority_range and managed(rule.priority) and rule not in desired_set
+              and rule.proto != PROTO_KERNEL and not removable(rule, remove_foreign)):
+            problems.append('rule "%s" is inside the managed priority range %d-%d and was not made by this '
+                            'collection; move it out of the range, or let it be removed '
+                            '(remove_foreign, source_routing_remove_foreign_rules)'
+                            % (rule.render(), priority_range[0], priority_range[1]))
+        elif (not managed(rule.priority) and rule.action == 'lookup'
+              and (rule.family, rule.table) in tables):
             problems.append('table %d is already looked up by rule "%s", which this call does not manage; '
                             'choose another table' % (rule.table, rule.render()))
     return problems

@@ -37,6 +37,42 @@ ALLOWED = {
     'arp_filter': (0, 1),
 }
 
+# Writes the kernel carries beyond the one key written (net/ipv4/devinet.c). A diff, a snapshot
+# and a rollback of that one key would miss the rest, so these writes are refused.
+# - all.forwarding: inet_forward_change() sets forwarding on every interface and on default to
+#   the value written, and all.accept_redirects to its opposite.
+# - default.<key>: devinet_conf_proc() copies the value into every interface whose own key was
+#   never written (lo and every NIC the host has), except for the keys with handlers of their own:
+DEFAULT_NOT_COPIED = frozenset((
+    'forwarding',                    # devinet_sysctl_forward(): default only
+    'mc_forwarding',                 # read-only
+    'disable_policy', 'disable_xfrm', 'promote_secondaries', 'route_localnet',
+    'drop_unicast_in_l2_multicast',  # ipv4_doint_and_flush(): default only
+))
+
+
+def side_effects(target, key):
+    """What else the kernel changes when net.ipv4.conf.<target>.<key> is written ('' when nothing).
+
+    target is 'all', 'default' or an interface name; a write to an interface's
+    own key changes that key only.
+    """
+    if target == 'all' and key == 'forwarding':
+        return ('it also sets forwarding on every interface and on default to the same value, and '
+                'all.accept_redirects to the opposite one; set forwarding per interface '
+                '(net.ipv4.conf.<nic>.forwarding), or host-wide in a sysctl.d file of your own')
+    if target == 'default' and key not in DEFAULT_NOT_COPIED:
+        return ('the kernel also copies it into every interface whose own %s was never written (lo and '
+                'every NIC present now); set it per interface (net.ipv4.conf.<nic>.%s) or on all' % (key, key))
+    return ''
+
+
+def check_side_effects(obj, target, key):
+    """Refuse a write with side effects: InvalidArgument names the key, what else it changes and the way out."""
+    effects = side_effects(target, key)
+    if effects:
+        raise InvalidArgument('%s: %s is refused: %s' % (obj, key_name(target, key), effects))
+
 
 def device_dir(name):
     """'eth0/100' or 'eth0.100' -> 'eth0.100' (the interface's real name)."""
@@ -95,6 +131,7 @@ def desired_settings(conf, root=CONF_ROOT):
                 raise InvalidArgument('%s: %s is not a key of net.ipv4.conf (no %s)' % (obj, name(key), name(path)))
             if not os.access(path, os.W_OK):
                 raise InvalidArgument('%s: %s is read-only' % (obj, key_name(target, key)))
+            check_side_effects(obj, target, str(key))
             value = parse_int(obj, key, raw)
             if key in ALLOWED and value not in ALLOWED[key]:
                 raise InvalidArgument('%s: %s %r is not one of %s'
@@ -265,6 +302,7 @@ def check_sysctl_lines(lines, field='sysctl_lines'):
                 raise InvalidArgument('%s (in %r)' % (exc, line))
         if not -2 ** 31 <= value <= 2 ** 31 - 1:
             raise InvalidArgument('%s: %r: %d is out of range %d-%d' % (obj, line, value, -2 ** 31, 2 ** 31 - 1))
+        check_side_effects('%s: %r' % (obj, line), target, key)
         name = key_name(target, key)
         if name in seen:
             raise InvalidArgument('%s: %r sets %s again, after %s[%d]' % (obj, line, name, field, seen[name]))

@@ -16,10 +16,12 @@ description:
     the sysctl.d files that will apply at boot, what sets up each rail at boot and the kernel's
     reverse-path drop counter, and returns per-rail facts and a list of findings, each with what is
     wrong, why it matters and how to fix it.
-  - Read-only; never changes the host. Route lookups send no traffic.
+  - Read-only; never changes the host's configuration. Route lookups send no traffic. With O(probe=true)
+    it drops the cached neighbour entry of each probed gateway, so that the gateway must answer ARP again.
   - "Checks: C(rule) (a rule per rail address), C(rule_order) (before main, not shadowed), C(table)
     (not empty, only the rail's NIC, a gateway route to the fabric), C(gateway) (in the rail's subnet,
-    answering ARP), C(route_get) (the kernel really sends the rail's traffic out of its NIC), C(arp)
+    not an address of this host, answering ARP, and with O(probe) answering an echo now), C(route_get)
+    (the kernel really sends the rail's traffic out of its NIC), C(arp)
     (ARP flux), C(rp_filter) (strict filtering, also when it comes from C(all)), C(accept_local),
     C(duplicate) (addresses, tables), C(link) (down, no carrier), C(mtu) (differs across rails),
     C(sysctl_files) (a later sysctl.d file overriding a key, strict rp_filter at boot), C(boot) (the
@@ -62,10 +64,13 @@ options:
     type: path
   probe:
     description:
-      - Send one ICMP echo request from each rail's address to the gateway its table uses, and judge
-        the gateway by the reply (C(gateway) check) instead of by a neighbour entry that may not exist
-        yet. One packet per rail, to the rail's own gateway only; needs root (a raw socket).
-      - A gateway that answers ARP but not the echo is a warning; one that answers neither is an error.
+      - Send one ICMP echo request from each rail's address, out of the rail's NIC, to the gateway its
+        table uses, and judge the gateway by the answer it gives now (C(gateway) check). One packet per
+        rail, to the rail's own gateway only; needs root (a raw socket).
+      - A gateway counts as alive only on a fresh answer. Its cached neighbour entry is dropped first
+        (never a PERMANENT one), so the echo needs a new ARP resolution, and only an echo reply from the
+        gateway arriving on the rail's NIC counts. A gateway that answers ARP but not the echo, or
+        neither, is an error; a gateway that is an address of this host is an error and is not probed.
     type: bool
     default: false
   boot:
@@ -186,9 +191,11 @@ from ansible_collections.roce.multirail.plugins.module_utils.audit import (
     Snapshot,
     audit,
     discover,
+    local_addresses,
     own_rules,
     rail_table,
     rail_target,
+    rule_index,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.boot import (
     boot_findings,
@@ -210,6 +217,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     dump_neighbours,
     dump_routes,
     dump_rules,
+    forget_neighbour,
     route_get,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import read_value
@@ -220,6 +228,8 @@ except ImportError:
     yaml = None
 
 SYSCTL_DIRS = ('/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d')
+SO_BINDTODEVICE = getattr(socket, 'SO_BINDTODEVICE', 25)
+IP_PKTINFO = getattr(socket, 'IP_PKTINFO', 8)
 NUD_STATES = {0x01: 'INCOMPLETE', 0x02: 'REACHABLE', 0x04: 'STALE', 0x08: 'DELAY', 0x10: 'PROBE',
               0x20: 'FAILED', 0x40: 'NOARP', 0x80: 'PERMANENT'}
 
@@ -249,23 +259,42 @@ def _echo(ident, seq):
     return struct.pack('!BBHHH', 8, 0, _checksum(header + payload), ident, seq) + payload
 
 
-def probe(pairs, timeout):
-    """{(source, gateway): '' when an echo reply came back, else why not}, all sent at once."""
+def probe(nl, rails, timeout, local):
+    """{device: '' when its gateway answered now, else why not}, all echo requests out at once.
+
+    rails: [(device, ifindex, source, gateway)]; local: {address: NIC} of every address of the host.
+    A gateway counts as alive only on an answer obtained now. Its cached neighbour entry (never a
+    PERMANENT one) is dropped first, so the echo needs a fresh ARP resolution; the request leaves from
+    the rail's address out of the rail's NIC; only an echo reply from the gateway that arrives on that
+    NIC counts. A gateway that is an address of this host is not probed: the host would answer itself.
+    """
     ident = os.getpid() & 0xffff
-    result = dict((pair, 'no echo reply within %.1f s' % timeout) for pair in pairs)
+    states = dict(((index, address), state) for index, address, state in dump_neighbours(nl))
+    result = {}
     waiting = {}
     try:
-        for seq, (source, gateway) in enumerate(pairs, start=1):
+        for seq, (device, ifindex, source, gateway) in enumerate(rails, start=1):
+            if gateway in local:
+                result[device] = 'not sent: %s is an address of this host (on %s)' % (gateway, local[gateway])
+                continue
+            try:
+                forget_neighbour(nl, ifindex, gateway, states.get((ifindex, gateway), 0))
+            except NetlinkError as exc:
+                result[device] = 'its cached neighbour entry could not be dropped: %s' % exc
+                continue
             sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
             try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, device.encode('utf-8'))
+                sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
                 sock.bind((source, 0))
                 sock.setblocking(False)
                 sock.sendto(_echo(ident, seq), (gateway, 0))
             except OSError as exc:
                 sock.close()
-                result[(source, gateway)] = 'the echo request could not be sent: %s' % (exc.strerror or exc)
+                result[device] = 'the echo request could not be sent: %s' % (exc.strerror or exc)
                 continue
-            waiting[sock] = ((source, gateway), seq)
+            result[device] = 'no echo reply within %.1f s' % timeout
+            waiting[sock] = (device, ifindex, gateway, seq)
         deadline = time.monotonic() + timeout
         while waiting:
             left = deadline - time.monotonic()
@@ -273,20 +302,29 @@ def probe(pairs, timeout):
                 break
             ready, _w, _x = select.select(list(waiting), [], [], left)
             for sock in ready:
-                pair, seq = waiting[sock]
-                data, sender = sock.recvfrom(4096)
-                icmp = data[(data[0] & 0x0f) * 4:]      # past the IP header
-                if len(icmp) < 8:
-                    continue
-                kind, _code, _sum, reply_ident, reply_seq = struct.unpack('!BBHHH', icmp[:8])
-                if kind == 0 and reply_ident == ident and reply_seq == seq and sender[0] == pair[1]:
-                    result[pair] = ''
+                device, ifindex, gateway, seq = waiting[sock]
+                data, ancillary, _flags, sender = sock.recvmsg(4096, socket.CMSG_SPACE(12))
+                if _answers(data, ancillary, sender[0], ident, seq, gateway, ifindex) and sender[0] not in local:
+                    result[device] = ''
                     sock.close()
                     del waiting[sock]
     finally:
         for sock in waiting:
             sock.close()
     return result
+
+
+def _answers(data, ancillary, sender, ident, seq, gateway, ifindex):
+    """Whether a packet read from the probe's raw socket is the echo reply of `gateway`, arrived on `ifindex`."""
+    arrived = None
+    for level, kind, value in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= 4:
+            arrived = struct.unpack('=i', value[:4])[0]       # struct in_pktinfo: ipi_ifindex first
+    icmp = data[(data[0] & 0x0f) * 4:] if data else b''     # past the IP header
+    if len(icmp) < 8:
+        return False
+    kind, _code, _sum, reply_ident, reply_seq = struct.unpack('!BBHHH', icmp[:8])
+    return (kind, reply_ident, reply_seq, sender, arrived) == (0, ident, seq, gateway, ifindex)
 
 
 def read_neighbours(nl, links):
@@ -350,6 +388,7 @@ def expected_rails(devices, links, rules, routes, plan):
     """The persist.Rail each device should come back with at boot: the plan's, else its live rule and table."""
     planned = dict((rail.get('device'), rail) for rail in (plan or {}).get('rails', []))
     rails = []
+    index = rule_index(rules)
     for device in devices:
         link = links.get(device)
         if link is None:
@@ -363,8 +402,8 @@ def expected_rails(devices, links, rules, routes, plan):
         if not link.addresses:
             continue
         ips = [address.split('/')[0] for address in link.addresses]
-        table = rail_table(rules, ips)
-        own = [rule for ip in ips for rule in own_rules(rules, ip)]
+        table = rail_table(index, ips)
+        own = [rule for ip in ips for rule in own_rules(index, ip)]
         if table is None:
             continue
         rails.append(Rail(device, link.addresses[0], table, None,
@@ -475,6 +514,7 @@ def main():
         discovered = devices is None
         if discovered:
             devices = discover(partial, pattern.search, rdma_netdevs())
+        index = rule_index(rules)
         answers = {}
         targets = {}
         planned = dict((rail['device'], rail) for rail in (plan or {}).get('rails', []))
@@ -483,23 +523,23 @@ def main():
             if link is None:
                 continue
             ips = [address.split('/')[0] for address in link.addresses]
-            table = rail_table(rules, ips)
+            table = rail_table(index, ips)
             target = module.params['target'] or rail_target([r for r in routes if r.table == table],
                                                             planned.get(device))
             targets[device] = target
             for ip in ips:
                 answers[(ip, target)] = lookup(nl, links, ip, target)
-        probes = {}
+        probes = None
         if module.params['probe']:
-            pairs = {}
+            rails = []
             for device, target in targets.items():
                 ips = [address.split('/')[0] for address in links[device].addresses]
                 answer = answers.get((ips[0], target)) if ips else None
                 if answer and answer.gateway and answer.dev == device:
-                    pairs[device] = (ips[0], answer.gateway)
-            sent = probe(sorted(set(pairs.values())), module.params['probe_timeout'])
-            probes = dict((device, {'source': pair[0], 'gateway': pair[1], 'error': sent[pair]})
-                          for device, pair in pairs.items())
+                    rails.append((device, links[device].index, ips[0], answer.gateway))
+            sent = probe(nl, rails, module.params['probe_timeout'], local_addresses(links))
+            probes = dict((device, {'source': source, 'gateway': gateway, 'error': sent[device]})
+                          for device, _index, source, gateway in rails)
         neighbours = read_neighbours(nl, links)
 
     if interval:

@@ -15,10 +15,17 @@ description:
   - It fails when a rail rule's source holds an address the host is managed on (O(management), and the
     server address of the SSH connection the module runs under), or the source address of the main
     table's default route, so replies to Ansible or the host's own traffic would leave through a rail.
+  - The same holds for every address the host owns outside its rails, that is each IPv4 address of a
+    NIC that is not a rail (except one a rail lists exactly in its sources, a VF netdev's own) and the
+    prefix of each address on C(lo) (C(127.0.0.0/8)). The message names the rule, the address and its
+    NIC.
   - It fails when a rail NIC holds a management address other than the rail's own (activating the
     rail's keyfile would take it off the NIC).
-  - It fails when a rule the plan does not own sits on a planned priority, or a rule outside the
-    managed priority range looks up a planned table.
+  - It fails when a rule the plan does not own sits on a planned priority, when a rule inside the
+    managed priority range was not made like the collection's rules (another protocol or family, a
+    mark, an interface; unless O(remove_foreign_rules)), or when an IPv4 rule outside the managed
+    priority range looks up a planned table. The kernel's own rules (C(proto kernel)) are never in
+    the way and never removed.
   - It fails when a planned route cannot be installed (rail NIC missing, renamed or down, gateway not
     on the rail).
   - It warns when the main table's default route leaves through a rail NIC.
@@ -29,9 +36,16 @@ description:
     priority range, every route of the planned tables and of the tables of rails that are gone, the
     planned sysctls) and the tables of rails that are gone (RV(stale_tables)).
   - With O(restore), it puts the host back exactly as in that snapshot, objects of other tools included,
-    each re-created from the attributes the kernel reported.
+    each re-created from the attributes the kernel reported, through the NICs of the same names.
+    Routes that share table, destination and metric (C(ip route append)) come back each in its place;
+    the state flags the kernel reports on a route or a nexthop (C(linkdown), C(dead)) are not sent back.
+  - A restore puts back every object it can (tables, then the rules that look them up, then sysctls)
+    and goes on past one that cannot be; then it reads the host again, and fails naming each rule,
+    route and sysctl that is not as in the snapshot and what it is now (C(not_restored) of RV(restored)).
 author:
   - roce.multirail maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - roce.multirail.run
 options:
   plan:
     description:
@@ -51,6 +65,13 @@ options:
   allow_management_capture:
     description:
       - Turn the management-path errors into warnings, for hosts managed over a rail on purpose.
+    type: bool
+    default: false
+  remove_foreign_rules:
+    description:
+      - Let the run remove the rules inside the managed priority range that were not made like the
+        collection's (M(roce.multirail.rail_rule) O(roce.multirail.rail_rule#module:remove_foreign)),
+        instead of failing on them. The kernel's rules stay.
     type: bool
     default: false
   persist:
@@ -85,6 +106,8 @@ options:
       - A RV(snapshot) returned by an earlier call with the same plan. The rules inside its priority
         range, the routes of its tables and its sysctls are made exactly what they were; nothing else
         is touched. O(management) is not checked.
+      - When an object cannot be restored (its NIC is gone, the kernel refuses it), everything else is
+        restored and the module fails, listing it.
     type: dict
 attributes:
   check_mode:
@@ -131,6 +154,7 @@ snapshot:
     rules: [{header: {family: 2, src_len: 32, table: 101}, attrs: [[FRA_TABLE, 101], [FRA_PRIORITY, 1001]]}]
     routes: []
     sysctls: [{target: ib0, key: rp_filter, value: 1}]
+    links: [[1, lo], [3, ib0]]
 stale_tables:
   description:
     - Tables that a rule inside the managed range looks up and no planned rail uses, as the O(plan)
@@ -157,8 +181,11 @@ persist:
     report: ["ib0: systemd-networkd, /etc/systemd/network/10-ib0.network"]
     daemons: {networkmanager: not installed, networkd: running, netplan: not installed}
 restored:
-  description: What O(restore) changed (or would, in check mode), as C(ip) and sysctl(8) print it.
-  returned: O(restore) given
+  description:
+    - What O(restore) changed (or would, in check mode), as C(ip) and sysctl(8) print it.
+    - C(not_restored) names each object left otherwise than in the snapshot, why, and what it is now;
+      the module fails when it is not empty (in check mode, it lists the sysctls of NICs that are gone).
+  returned: O(restore) given, also when the restore fails
   type: dict
   sample:
     rules_removed: ["1001:\tfrom 10.0.1.14 lookup 101 proto static"]
@@ -166,6 +193,7 @@ restored:
     routes_removed: ["default via 10.0.1.1 dev ib0 proto static metric 100 (table 101)"]
     routes_added: []
     sysctls: ["net.ipv4.conf.ib0.rp_filter = 1"]
+    not_restored: ['route "10.80.0.0/16 via 10.0.2.1 dev ib1" (table 101): not restored (dev ib1 is gone); now absent']
 '''
 
 import ipaddress
@@ -178,27 +206,29 @@ from ansible_collections.roce.multirail.plugins.module_utils.changes import daem
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
 from ansible_collections.roce.multirail.plugins.module_utils.guard import (
     Protected,
+    host_addresses,
+    local_gateways,
     management_findings,
+    not_restored,
     owned_tables,
     restore_routes,
     restore_sysctls,
+    unrestorable_sysctls,
 )
-from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
+from ansible_collections.roce.multirail.plugins.module_utils.lock import RUN_ARGUMENT, LockTimeout, RunLost, run_step
 from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     HAS_PYROUTE2,
     PYROUTE2_IMPORT_ERROR,
     ApplyError,
     Raw,
-    apply_routes,
-    apply_rules,
     check_exact,
     connect,
     dump_links,
     dump_routes,
     dump_rules,
+    restore_each,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.routes import (
-    add_order,
     desired_tables,
     render_tables,
     route_from_dump,
@@ -215,10 +245,10 @@ from ansible_collections.roce.multirail.plugins.module_utils.rules import (
 from ansible_collections.roce.multirail.plugins.module_utils.networkmanager import NMError
 from ansible_collections.roce.multirail.plugins.module_utils.persist import check_rail
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
-    apply_sysctls,
     desired_settings,
     key_name,
     read_value,
+    write_value,
 )
 
 
@@ -261,10 +291,12 @@ def missing_nics(rails, links):
     return problems
 
 
-def management_addresses(given):
-    """([Protected], report): the management addresses, and where each came from.
+def management_addresses(given, links=None, rails=()):
+    """([Protected], report): the management addresses, and where each given one came from.
 
     IPv6 addresses are accepted and protect nothing: the plan's rules are IPv4.
+    The host's own addresses outside the rails (guard.host_addresses) are
+    protected too; the report lists the given ones.
     """
     protected, report = [], []
     for value in given:
@@ -284,6 +316,7 @@ def management_addresses(given):
         addresses = [str(address)] if address and address.version == 4 else []
         report.append({'given': 'SSH_CONNECTION', 'addresses': addresses})
         protected += [Protected(a, 'of the SSH connection Ansible uses') for a in addresses]
+    protected += host_addresses(links or {}, rails)
     return protected, report
 
 
@@ -311,6 +344,7 @@ def take_snapshot(nl, links, settings, priority_range, planned_tables):
         'rules': [raw_rules[r].to_data() for r in current_rules if low <= r.priority <= high],
         'routes': [raw_routes[r].to_data() for r in routes if r.table in tables],
         'sysctls': [{'target': s.target, 'key': s.key, 'value': read_value(s.target, s.key)} for s in settings],
+        'links': sorted([link.index, link.name] for link in links.values()),
     }
     return snapshot, stale, current_rules, routes
 
@@ -323,12 +357,13 @@ def check(module, nl, rails, rules, tables, priority_range):
     settings = desired_settings(module.params['plan']['conf'])
     snapshot, stale, current_rules, routes = take_snapshot(
         nl, links, settings, priority_range, [t.table for t in tables])
-    protected, report = management_addresses(module.params['management'])
+    protected, report = management_addresses(module.params['management'], links, rails)
     errors, warnings = management_findings(rules, rails, protected, routes, links, tables)
     if module.params['allow_management_capture']:
         warnings = ['allowed by allow_management_capture: ' + e for e in errors] + warnings
         errors = []
-    errors += foreign_conflicts(current_rules, rules, priority_range)
+    errors += foreign_conflicts(current_rules, rules, priority_range, module.params['remove_foreign_rules'])
+    errors += local_gateways(rails, tables, links)
     try:
         validate_routes(tables, links, routes, purge=True)
     except InvalidArgument as exc:
@@ -378,46 +413,41 @@ def restore(module, nl):
         tables = [int(t) for t in snapshot['tables']]
         snap_rules = dict((plain_rule(d), Raw.from_data(d)) for d in snapshot['rules'])
         kept = dict(((s['target'], s['key']), s['value']) for s in snapshot['sysctls'])
+        # Interface names at the time of the snapshot (older snapshots: the indexes as they are now).
+        names = dict((int(i), str(n)) for i, n in snapshot['links']) if 'links' in snapshot else None
+        snap_links = dict((link.index, link.name) for link in dump_links(nl).values()) if names is None else names
+        snap_routes = dict((route_from_dump(d['header'], dict(d['attrs']), snap_links), Raw.from_data(d))
+                           for d in snapshot['routes'])
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidArgument('restore: not a snapshot returned by rail_guard (%s)' % exc)
-    links = dump_links(nl)
-    ifnames = dict((link.index, link.name) for link in links.values())
 
-    def plain_route(data):
-        return route_from_dump(data['header'], dict(data['attrs']), ifnames)
+    def compare():
+        """What still differs from the snapshot: (rules, routes, sysctls, gone sysctls, raw objects now)."""
+        links = dump_links(nl)
+        ifnames = dict((link.index, link.name) for link in links.values())
+        _rules, raw_rules = dump_rules(nl)
+        now_rules = normalized(raw_rules, plain_rule)      # in kernel order, as dumped
+        in_range = [r for r in now_rules if low <= r.priority <= high]
+        rules = decide_rules(in_range, list(snap_rules), 'present', (low, high), remove_foreign=True)
+        _routes, raw_routes = dump_routes(nl, links)
+        now_routes = normalized(raw_routes, lambda d: route_from_dump(d['header'], dict(d['attrs']), ifnames))
+        routes = restore_routes(list(now_routes), list(snap_routes), tables)
+        current = {}
+        for target, key in kept:
+            try:
+                current[(target, key)] = read_value(target, key)
+            except InvalidArgument:
+                current[(target, key)] = None
+        raw = dict(now_rules)
+        raw.update(now_routes)
+        return (rules, routes, restore_sysctls(current, kept), unrestorable_sysctls(current, kept), raw, links)
 
-    _rules, raw_rules = dump_rules(nl)
-    now_rules = normalized(raw_rules, plain_rule)      # in kernel order, as dumped
-    in_range = [r for r in now_rules if low <= r.priority <= high]
-    rule_changes = decide_rules(in_range, list(snap_rules), 'present', (low, high))
+    rule_changes, route_changes, sysctl_changes, gone, now_raw, links = compare()
     check_exact(rule_changes.remove, 'rule')
-
-    _routes, raw_routes = dump_routes(nl, links)
-    now_routes = normalized(raw_routes, plain_route)
-    snap_routes = dict((plain_route(d), Raw.from_data(d)) for d in snapshot['routes'])
-    route_changes = restore_routes(list(now_routes), list(snap_routes), tables)
     check_exact(list(route_changes.remove) + [old for old, _new in route_changes.replace], 'route')
 
-    current = {}
-    for target, key in kept:
-        try:
-            current[(target, key)] = read_value(target, key)
-        except InvalidArgument:
-            current[(target, key)] = None
-    sysctl_changes = restore_sysctls(current, kept)
-
-    changed = bool(rule_changes.ops or route_changes.add or route_changes.replace or route_changes.remove
-                   or sysctl_changes)
-    if changed and not module.check_mode:
-        raw = dict(now_rules)
-        raw.update(snap_rules)
-        apply_rules(nl, rule_changes, raw)
-        raw = dict(now_routes)
-        raw.update(snap_routes)
-        apply_routes(nl, route_changes, links, raw, add_order)
-        apply_sysctls(sysctl_changes)
-
-    result = dict(changed=changed, restored=dict(
+    changed = bool(rule_changes.ops or route_changes.ops or sysctl_changes)
+    restored = dict(
         rules_added=[r.render() for r in rule_changes.add],
         rules_removed=[r.render() for r in rule_changes.remove],
         routes_added=['%s (table %d)' % (r.render(), r.table)
@@ -425,7 +455,9 @@ def restore(module, nl):
         routes_removed=['%s (table %d)' % (r.render(), r.table)
                         for r in list(route_changes.remove) + [old for old, _new in route_changes.replace]],
         sysctls=['%s = %d' % (key_name(c.target, c.key), c.after) for c in sysctl_changes],
-    ))
+        not_restored=not_restored(gone=gone),
+    )
+    result = dict(changed=changed, restored=restored)
     if module._diff:
         result['diff'] = dict(
             before=render_rules(rule_changes.before) + render_tables(route_changes.before)
@@ -434,6 +466,23 @@ def restore(module, nl):
             + ''.join('%s = %d\n' % (key_name(c.target, c.key), c.after) for c in sysctl_changes),
             before_header='rules, tables and sysctls (before the restore)',
             after_header='rules, tables and sysctls (the snapshot)')
+    if module.check_mode or not (changed or gone):
+        return result
+
+    # Everything that can be restored is, past a refusal of one object; then the host is read again.
+    snap_raw = dict(snap_rules)
+    snap_raw.update(snap_routes)
+    errors = restore_each(nl, route_changes.ops, rule_changes.ops, snap_raw, now_raw, links, names)
+    for change in sysctl_changes:
+        try:
+            write_value(change.target, change.key, change.after)
+        except OSError as exc:
+            errors[('sysctl', (change.target, change.key))] = exc.strerror or str(exc)
+    rules_left, routes_left, sysctls_left, gone, _raw, _links = compare()
+    restored['not_restored'] = not_restored(rules_left, routes_left, sysctls_left, gone, errors)
+    if restored['not_restored']:
+        module.fail_json(msg='restore: the host was put back as in the snapshot except for %d object(s): %s'
+                         % (len(restored['not_restored']), '; '.join(restored['not_restored'])), **result)
     return result
 
 
@@ -443,7 +492,9 @@ def main():
             plan=dict(type='dict'),
             management=dict(type='list', elements='str', default=[]),
             allow_management_capture=dict(type='bool', default=False),
+            remove_foreign_rules=dict(type='bool', default=False),
             restore=dict(type='dict'),
+            run=RUN_ARGUMENT,
             persist=dict(type='dict', options=dict(
                 stack=dict(type='str', default='auto', choices=['auto', 'networkmanager', 'networkd', 'netplan']),
                 keyfile_dir=dict(type='path', default='/etc/NetworkManager/system-connections'),
@@ -459,14 +510,17 @@ def main():
         module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
     try:
         if module.params['restore'] is not None:
-            with host_lock(), connect() as nl:
+            with run_step(None if module.check_mode else module.params['run']) as notes, connect() as nl:
                 result = restore(module, nl)
         else:
             rails, rules, tables, priority_range = read_plan(module.params['plan'])
-            with host_lock(), connect() as nl:
+            run = None if module.check_mode else module.params['run']
+            with run_step(run, module.params['plan'], claim=True) as notes, connect() as nl:
                 result = check(module, nl, rails, rules, tables, priority_range)
-    except (InvalidArgument, ApplyError, LockTimeout, NMError) as exc:
+    except (InvalidArgument, ApplyError, LockTimeout, NMError, RunLost) as exc:
         module.fail_json(msg=str(exc))
+    for note in notes:
+        module.warn(note)
     module.exit_json(**result)
 
 

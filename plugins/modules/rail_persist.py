@@ -37,12 +37,30 @@ description:
     of each rail, checked with netplan's own generator before it is written, then rendered with
     C(netplan generate) and taken by the renderer without bouncing links (never C(netplan apply))."
   - With O(sysctl_file), also writes the plan's C(sysctl_lines) there (root, 0644), whatever the stack.
-  - Files are written only when their content, mode or owner differ, atomically; files this collection
-    wrote for rails no longer listed are removed (O(purge)), and only files that start with its header.
+  - Files are written only when their content, mode or owner differ, atomically, through a temporary file
+    created 0600 in the same directory and removed on every failure; files this collection wrote for rails no
+    longer listed are removed (O(purge)), and only files that start with its header. Directories are listed,
+    never globbed.
+  - Only regular files are read, written or removed. A symlink, a directory or any other non-regular file where
+    a file of this collection goes refuses the run before any change, naming the path and what is there (a
+    symlink's target is named, never read nor written, in check mode and diffs too); so does a file at such a
+    path that does not start with this collection's header (for O(sysctl_file), its header or that of the
+    role's older template). Temporary files a killed run left (C(.roce-multirail-*)) are removed only when
+    they are regular files of root that start with the header or whose content matches the digest their name
+    carries; others are left alone with a warning.
+  - A daemon is told to take the changed files (nmcli load, reapply or up; networkctl reload; netplan's
+    rendering) after an owed activation is recorded in C(/run/roce-multirail/activate-<stack>) (root, 0600),
+    which is cleared only once the daemon took them. A run that finds such a record, left by a run killed or
+    failed in between, activates again even when the files are already as planned, and says so in
+    RV(activated). Without a record it also activates where it can tell the daemon has not loaded a file of
+    this collection (a created keyfile NetworkManager does not know; a systemd-networkd file newer than the
+    link's state, or missing from its list of drop-ins).
     After the change the module reads the host again and fails when what sets up a rail at boot still
     lacks its routes or rules.
 author:
   - roce.multirail maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - roce.multirail.run
 options:
   rails:
     description:
@@ -91,6 +109,8 @@ options:
       - The C(sysctl_lines) of the plan, one setting each, C(net.ipv4.conf.<target>.<key> = <integer>).
       - A line holding a line break, of another form, or setting a key an earlier line sets is refused,
         naming its index, and nothing is written. Required with O(sysctl_file).
+      - So is a line setting a key whose write the kernel carries to other keys (C(all.forwarding), and
+        the C(default) keys it copies into existing interfaces), as M(roce.multirail.rail_sysctl) refuses.
     type: list
     elements: str
 attributes:
@@ -177,6 +197,14 @@ problems:
   returned: failure
   type: list
   elements: str
+activated:
+  description:
+    - Activations done (in check mode, to be done) although the files were already as planned, and why,
+      one line each.
+  returned: when there were any
+  type: list
+  elements: str
+  sample: ["systemd-networkd: activation owed by an earlier run that did not finish (/run/roce-multirail/activate-networkd): done again"]
 sysctl_file:
   description: The sysctl.d file, and whether it was (or in check mode would be) written.
   returned: when O(sysctl_file) is given
@@ -195,12 +223,27 @@ from ansible_collections.roce.multirail.plugins.module_utils.boot import (
     module_runner,
     read_module_host,
 )
-from ansible_collections.roce.multirail.plugins.module_utils.changes import ApplyError, apply, daemons, prepare, take
+from ansible_collections.roce.multirail.plugins.module_utils.changes import (
+    ApplyError,
+    apply,
+    clear_owed,
+    daemons,
+    owe,
+    prepare,
+    read_owed,
+    record_owed,
+    settle_owed,
+    take,
+)
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
-from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
+from ansible_collections.roce.multirail.plugins.module_utils.lock import RUN_ARGUMENT, LockTimeout, RunLost, run_step
 from ansible_collections.roce.multirail.plugins.module_utils.networkmanager import NMError
-from ansible_collections.roce.multirail.plugins.module_utils.persist import TEMP_PREFIX, check_rail
-from ansible_collections.roce.multirail.plugins.module_utils.sysctl import check_sysctl_lines, render_sysctl_file
+from ansible_collections.roce.multirail.plugins.module_utils.persist import TEMP_PREFIX, check_rail, is_our_temp
+from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
+    SYSCTL_D_HEADER,
+    check_sysctl_lines,
+    render_sysctl_file,
+)
 
 try:
     import yaml
@@ -208,16 +251,26 @@ except ImportError:
     yaml = None
 
 SYSCTL_FILE_MODE = 0o644
+# The first lines the sysctl.d file of this collection has had (now, and as the role's template wrote it).
+SYSCTL_FILE_MARKS = (SYSCTL_D_HEADER.split('\n', 1)[0],
+                     '# A later file in /etc/sysctl.d setting the same key wins over this one.')
+
+
+def sysctl_file_is_ours(text):
+    """Whether the sysctl.d file's text is one this collection wrote (its header, or the role's older template)."""
+    return any(mark in text.split('\n')[:4] for mark in SYSCTL_FILE_MARKS)
 
 
 def leftovers(directories):
-    """Temporary files of a run killed between writing one and moving it into place (ours: under the lock
-    no other run of ours is writing one); the networkd drop-in directories are looked into too."""
-    found = []
+    """([ours], [others]): files named like the temporary files of this collection in the directories (and
+    their networkd drop-in directories), split into those a killed run of ours left (persist.is_our_temp:
+    regular files it can prove it made) and the rest, which are left alone. Names are listed, never globbed."""
+    ours, others = [], []
     for directory in list(directories):
         try:
             directories |= set(os.path.join(directory, name) for name in os.listdir(directory)
-                               if name.endswith('.network.d'))
+                               if name.endswith('.network.d') and os.path.isdir(os.path.join(directory, name))
+                               and not os.path.islink(os.path.join(directory, name)))
         except OSError:
             pass
     for directory in sorted(directories):
@@ -225,8 +278,9 @@ def leftovers(directories):
             names = os.listdir(directory)
         except OSError:
             continue
-        found += sorted(os.path.join(directory, n) for n in names if n.startswith(TEMP_PREFIX))
-    return found
+        for path in sorted(os.path.join(directory, n) for n in names if n.startswith(TEMP_PREFIX)):
+            (ours if is_our_temp(path) else others).append(path)
+    return ours, others
 
 
 def read_view(module, run):
@@ -248,6 +302,7 @@ def main():
             purge=dict(type='bool', default=True),
             sysctl_file=dict(type='path'),
             sysctl_lines=dict(type='list', elements='str'),
+            run=RUN_ARGUMENT,
         ),
         required_together=[('sysctl_file', 'sysctl_lines')],
         supports_check_mode=True,
@@ -267,14 +322,12 @@ def main():
         sysctl_dir = os.path.dirname(sysctl_file)
         if not os.path.isdir(sysctl_dir):
             module.fail_json(msg='sysctl_file %s: directory %s does not exist' % (sysctl_file, sysctl_dir or '(none)'))
-        if os.path.lexists(sysctl_file) and not os.path.isfile(sysctl_file):
-            module.fail_json(msg='sysctl_file %s exists and is not a regular file' % sysctl_file)
 
     run = module_runner(module)
     try:
-        with host_lock():
+        with run_step(None if module.check_mode else params['run']):
             result = persist(module, run, rails, sysctl_file, sysctl_text)
-    except (LockTimeout, NMError) as exc:
+    except (LockTimeout, NMError, RunLost) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 
@@ -285,16 +338,24 @@ def persist(module, run, rails, sysctl_file, sysctl_text):
     decision, changes, problems = prepare(run, view, rails, params['stack'], params['purge'])
     for warning in decision.warnings:
         module.warn(warning)
+    sysctl_changed = False
+    if not problems:
+        known = len(changes.problems)
+        stale, foreign = leftovers(set([view.keyfile_dir, view.networkd_dir, os.path.dirname(view.netplan_file),
+                                        view.originals_dir] + ([os.path.dirname(sysctl_file)] if sysctl_file else [])))
+        for path in stale:
+            changes.file(path, None, 0o600, ours=None)
+        for path in foreign:
+            module.warn('%s is named like a temporary file of this collection but is not one it can prove it made '
+                        '(a regular file of root whose content matches its name): left alone' % path)
+        if sysctl_file:
+            sysctl_changed = changes.file(sysctl_file, sysctl_text, SYSCTL_FILE_MODE, ours=sysctl_file_is_ours)
+        problems = changes.problems[known:]
     if problems:
         module.fail_json(msg='nothing was changed: %s' % '; '.join(problems), problems=problems,
                          daemons=daemons(view))
-    stale = leftovers(set([view.keyfile_dir, view.networkd_dir, os.path.dirname(view.netplan_file)]
-                          + ([os.path.dirname(sysctl_file)] if sysctl_file else [])))
-    for path in stale:
-        changes.file(path, None, 0o600)
-    sysctl_changed = False
-    if sysctl_file:
-        sysctl_changed = changes.file(sysctl_file, sysctl_text, SYSCTL_FILE_MODE)
+    owed = read_owed()
+    settle_owed(view, changes, owed, rails)
 
     result = dict(changed=bool(changes) or bool(changes.reapply), stack=decision.stack,
                   rails=[c._asdict() for c in decision.rails], report=decision.report(), daemons=daemons(view),
@@ -303,6 +364,8 @@ def persist(module, run, rails, sysctl_file, sysctl_text):
                                       + changes.removed_profiles)))
     if sysctl_file:
         result['sysctl_file'] = dict(path=sysctl_file, changed=sysctl_changed)
+    if changes.owed:
+        result['activated'] = list(changes.owed)
     if module._diff:
         result['diff'] = changes.diffs()
     for message in changes.messages:
@@ -310,8 +373,13 @@ def persist(module, run, rails, sysctl_file, sysctl_text):
     if module.check_mode or not result['changed']:
         return result
     try:
+        # Recorded before the first change, cleared once the daemons took it all: a run killed or failed in
+        # between leaves it, and the next run activates again even where the files are already as planned.
+        owing = owe(view, changes)
+        record_owed(owing)
         apply(module, run, view, changes)
         take(run, view, changes, rails)
+        clear_owed(set(owing) | set(owed))
     except (ApplyError, NMError, OSError) as exc:
         module.fail_json(msg='persisting the rails through %s failed: %s' % (decision.stack, exc), **result)
     after = read_view(module, run)

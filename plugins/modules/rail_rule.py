@@ -16,16 +16,19 @@ description:
   - Rules are created with C(proto static), the way NetworkManager creates the rules of its
     keyfiles, so live rules and persisted rules are the same kernel objects.
   - The kernel treats the protocol as part of a rule, so a rule added by hand (C(proto boot)) next to
-    ours is a different rule; with O(purge=true) it is removed when it sits inside O(priority_range).
+    ours is a different rule, and one O(purge) leaves alone unless O(remove_foreign=true).
   - Idempotent by comparing normalized dumps, never by catching "File exists".
 author:
   - roce.multirail maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - roce.multirail.run
 options:
   rules:
     description:
       - The rules. Each needs O(rules[].priority) and O(rules[].table); the address family comes
         from O(rules[].from) or O(rules[].to), else from O(rules[].family).
-      - An empty list is valid with O(purge=true) and removes every rule in O(priority_range).
+      - An empty list is valid with O(purge=true) and removes every rule in O(priority_range) made
+        like ours.
     type: list
     elements: dict
     required: true
@@ -72,15 +75,26 @@ options:
     default: present
   purge:
     description:
-      - With V(true), rules whose priority is inside O(priority_range) and that are not listed are
-        removed. Rules outside the range are never touched.
+      - With V(true), rules whose priority is inside O(priority_range), that are not listed and that
+        are made like the rules of this module are removed (IPv4, C(from <prefix> lookup <table> proto
+        static), no other selector). Other rules in the range are removed only with O(remove_foreign=true).
+      - Rules outside the range, and rules of the kernel (C(proto kernel), such as a VRF's l3mdev rule)
+        are never touched.
+    type: bool
+    default: false
+  remove_foreign:
+    description:
+      - With O(purge=true), also remove the rules inside O(priority_range) that are not made like ours
+        (another protocol or family, a mark, an interface, a destination), except the kernel's.
+      - With V(false) and O(exclusive=true), such a rule fails the call before any change, naming it.
     type: bool
     default: false
   exclusive:
     description:
       - With V(true), fail before any change when a rule this call did not create sits on a priority a
-        listed rule uses (its protocol is not C(static)), or when a rule outside the managed priorities
-        (O(priority_range), else the listed priorities) looks up a table a listed rule uses.
+        listed rule uses (its protocol is not C(static)), when a rule inside O(priority_range) is not
+        made like ours (see O(remove_foreign)), or when a rule of the same family outside the managed
+        priorities (O(priority_range), else the listed priorities) looks up a table a listed rule uses.
     type: bool
     default: false
   priority_range:
@@ -168,7 +182,7 @@ rules:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
-from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
+from ansible_collections.roce.multirail.plugins.module_utils.lock import RUN_ARGUMENT, LockTimeout, RunLost, run_step
 from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     HAS_PYROUTE2,
     PYROUTE2_IMPORT_ERROR,
@@ -202,6 +216,8 @@ def main():
             state=dict(type='str', default='present', choices=['present', 'absent']),
             purge=dict(type='bool', default=False),
             exclusive=dict(type='bool', default=False),
+            remove_foreign=dict(type='bool', default=False),
+            run=RUN_ARGUMENT,
             priority_range=dict(type='dict', options=dict(
                 start=dict(type='int', required=True),
                 end=dict(type='int', required=True),
@@ -224,18 +240,19 @@ def main():
         module.fail_json(msg=str(exc))
 
     try:
-        with host_lock(), connect() as nl:
+        with run_step(None if module.check_mode else module.params['run']), connect() as nl:
             current, raw = dump_rules(nl)
             if module.params['exclusive'] and state == 'present':
-                problems = foreign_conflicts(current, desired, priority_range)
+                problems = foreign_conflicts(current, desired, priority_range, module.params['remove_foreign'])
                 if problems:
                     raise InvalidArgument('; '.join(problems))
-            changes = decide_rules(current, desired, state, priority_range if module.params['purge'] else None)
+            changes = decide_rules(current, desired, state, priority_range if module.params['purge'] else None,
+                                   module.params['remove_foreign'])
             check_exact(changes.remove, 'rule')
             changed = bool(changes.add or changes.remove)
             if changed and not module.check_mode:
                 apply_rules(nl, changes, raw)
-    except (InvalidArgument, ApplyError, LockTimeout) as exc:
+    except (InvalidArgument, ApplyError, LockTimeout, RunLost) as exc:
         module.fail_json(msg=str(exc))
 
     shown = dict((rule, rule.as_dict()) for rule in set(changes.add + changes.remove + changes.after))

@@ -24,12 +24,17 @@ description:
   - Does not persist anything; the source_routing role writes the sysctl.d file.
 author:
   - roce.multirail maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - roce.multirail.run
 options:
   conf:
     description:
       - Mapping of V(all), V(default) or an interface name to a mapping of key to integer value.
-      - C(net.ipv4.conf.default) is only copied into interfaces created later; the kernel never
-        consults it for an existing interface.
+      - C(net.ipv4.conf.default) is never consulted for an existing interface, but the kernel copies a
+        write of most of its keys into every interface whose own key was never written; such a write is
+        refused, as is C(all.forwarding), which the kernel also writes to every interface, to C(default)
+        and (its opposite) to C(all.accept_redirects). A diff and a rollback of the one key would miss
+        the rest. Set those keys per interface instead.
     type: dict
     required: true
 attributes:
@@ -94,7 +99,7 @@ effective:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
-from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
+from ansible_collections.roce.multirail.plugins.module_utils.lock import RUN_ARGUMENT, LockTimeout, RunLost, run_step
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
     apply_sysctls,
     decide_sysctls,
@@ -108,17 +113,17 @@ from ansible_collections.roce.multirail.plugins.module_utils.sysctl import (
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(conf=dict(type='dict', required=True)),
+        argument_spec=dict(conf=dict(type='dict', required=True), run=RUN_ARGUMENT),
         supports_check_mode=True,
     )
     try:
         settings = desired_settings(module.params['conf'])
-        with host_lock():
+        with run_step(None if module.check_mode else module.params['run']):
             current = dict((pair, read_value(*pair)) for pair in needed_pairs(settings))
             changes = decide_sysctls(current, settings)
             if changes and not module.check_mode:
                 apply_sysctls(changes)
-    except (InvalidArgument, LockTimeout) as exc:
+    except (InvalidArgument, LockTimeout, RunLost) as exc:
         module.fail_json(msg=str(exc))
 
     after = dict(current)

@@ -21,6 +21,8 @@ description:
     be reachable on their device, and C(src) must be an address of the host.
 author:
   - roce.multirail maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - roce.multirail.run
 options:
   tables:
     description: The tables, each with its routes.
@@ -164,7 +166,7 @@ tables:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.roce.multirail.plugins.module_utils.common import InvalidArgument
-from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock
+from ansible_collections.roce.multirail.plugins.module_utils.lock import RUN_ARGUMENT, LockTimeout, RunLost, run_step
 from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
     HAS_PYROUTE2,
     PYROUTE2_IMPORT_ERROR,
@@ -201,6 +203,7 @@ def main():
             )),
             state=dict(type='str', default='present', choices=['present', 'absent']),
             purge=dict(type='bool', default=False),
+            run=RUN_ARGUMENT,
         ),
         supports_check_mode=True,
     )
@@ -215,7 +218,7 @@ def main():
         module.fail_json(msg=str(exc))
 
     try:
-        with host_lock(), connect() as nl:
+        with run_step(None if module.check_mode else module.params['run']), connect() as nl:
             links = dump_links(nl)
             current, raw = dump_routes(nl, links)
             if state == 'present':
@@ -225,7 +228,7 @@ def main():
             changed = bool(changes.add or changes.replace or changes.remove)
             if changed and not module.check_mode:
                 apply_routes(nl, changes, links, raw, add_order)
-    except (InvalidArgument, ApplyError, LockTimeout) as exc:
+    except (InvalidArgument, ApplyError, LockTimeout, RunLost) as exc:
         module.fail_json(msg=str(exc))
 
     every = [route for routes in [changes.add, changes.remove] + list(changes.replace) + list(changes.after.values())

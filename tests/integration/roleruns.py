@@ -183,7 +183,8 @@ def persisted_files(description):
 def full_dump(description):
     host = description['host']
     return {
-        'ip -4 rule': roce_lab.ip(host, '-4', 'rule'),
+        'ip -4 rule': roce_lab.ip(host, '-d', '-4', 'rule'),
+        'ip -6 rule': roce_lab.ip(host, '-d', '-6', 'rule'),
         'ip -4 route show table all': roce_lab.ip(host, '-4', 'route', 'show', 'table', 'all'),
         'sysctl net.ipv4.conf': roce_lab.ns_exec(host, 'sysctl', 'net.ipv4.conf'),
         'files': persisted_files(description),

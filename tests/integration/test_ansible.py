@@ -111,7 +111,7 @@ def test_check_diff_on_drifted_host_shows_and_changes_nothing(ns, tmp_path):
         ns.module(module, args)
     # Drift: a rail rule gone, a stale rule inside the owned range, a rail route gone, a strict NIC.
     ns.ip('rule', 'del', 'priority', '1002')
-    ns.ip('rule', 'add', 'priority', '1500', 'from', '10.0.3.14', 'table', '103')
+    ns.ip('rule', 'add', 'priority', '1500', 'from', '10.0.3.14', 'table', '103', 'proto', 'static')
     ns.ip('route', 'del', 'default', 'table', '101')
     ns.sysctl('net.ipv4.conf.ib0.rp_filter=1')
     dump = ns.dump()
@@ -121,7 +121,7 @@ def test_check_diff_on_drifted_host_shows_and_changes_nothing(ns, tmp_path):
     assert recap['changed'] == 3 and recap['failed'] == 0, proc.stdout
     lines = proc.stdout.splitlines()
     for expected in ('+1002:\tfrom 10.0.2.14 lookup 102 proto static',
-                     '-1500:\tfrom 10.0.3.14 lookup 103',
+                     '-1500:\tfrom 10.0.3.14 lookup 103 proto static',
                      '+  default via 10.0.1.1 dev ib0 proto static metric 100',
                      '-net.ipv4.conf.ib0.rp_filter = 1',
                      '+net.ipv4.conf.ib0.rp_filter = 2'):

@@ -1,8 +1,10 @@
 """Runs that overlap or die: two site.yml runs at once, a run killed in the middle, the host lock.
 
-rail_guard, rail_table, rail_rule and rail_sysctl each hold the host's lock
-(an abstract unix socket, private to the network namespace) for their whole
-call. On four-rail lab hosts:
+Each module that changes the host holds the host's lock (an flock on a
+root-only file, one per network namespace) for its whole call, and a run holds
+the host from rail_guard to its last change (runs with the same plan take
+turns; tests/integration/test_runs.py has runs with different plans). On
+four-rail lab hosts:
 
 - two ansible-playbook processes of site.yml started together both succeed,
   and the host ends exactly as a single run leaves it (a third run changes
@@ -33,7 +35,6 @@ from roleruns import (
 
 RAILS = 4
 PREFIX = 'cc%d' % (os.getpid() % 10000)
-LOCK_NAME = '\0roce.multirail'
 PYTHON = os.path.join(BIN, 'python')
 WAIT = 300                # seconds any run or process may take, generously (2 cores, tests in parallel)
 
@@ -83,8 +84,9 @@ def run_site(lab, run_dir):
     return site(lab, run_dir, inventory(lab))
 
 
-def write_inventory(lab, run_dir):
-    host_vars = dict(inventory(lab), ansible_connection='roce.multirail.netns', ansible_python_interpreter=PYTHON)
+def write_inventory(lab, run_dir, role_vars=None):
+    host_vars = dict(role_vars or inventory(lab), ansible_connection='roce.multirail.netns',
+                     ansible_python_interpreter=PYTHON)
     path = run_dir / 'inventory.json'
     path.write_text(json.dumps({'all': {'children': {'roce_hosts': {'hosts': {lab['host']: host_vars}}}}}, indent=2))
     return path
@@ -93,11 +95,11 @@ def write_inventory(lab, run_dir):
 class Playbook:
     """site.yml in its own session, its output read line by line by a thread."""
 
-    def __init__(self, lab, run_dir):
+    def __init__(self, lab, run_dir, role_vars=None):
         run_dir.mkdir(exist_ok=True)
         self.host, self.run_dir = lab['host'], run_dir
         self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
-            [os.path.join(BIN, 'ansible-playbook'), '-i', str(write_inventory(lab, run_dir)), SITE],
+            [os.path.join(BIN, 'ansible-playbook'), '-i', str(write_inventory(lab, run_dir, role_vars)), SITE],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
             env=ansible_env(run_dir), cwd=str(run_dir), start_new_session=True)
         self.lines = queue.Queue()
@@ -220,8 +222,8 @@ def playbooks(lab_hosts):  # pylint: disable=redefined-outer-name,unused-argumen
     """
     started = []
 
-    def start(lab, run_dir):
-        started.append(Playbook(lab, run_dir))
+    def start(lab, run_dir, role_vars=None):
+        started.append(Playbook(lab, run_dir, role_vars))
         return started[-1]
 
     try:
@@ -360,11 +362,12 @@ def test_killing_the_process_group_leaves_the_module_running_and_a_rerun_still_c
 
 # --- the lock itself ---------------------------------------------------------
 
-HOLD = ('import socket, sys\n'
-        'lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n'
-        'lock.bind(%r)\n'
-        'print("held", flush=True)\n'
-        'sys.stdin.readline()\n' % LOCK_NAME)
+HOLD = ('import sys\n'
+        'sys.path.insert(0, %r)\n'
+        'from ansible_collections.roce.multirail.plugins.module_utils.lock import host_lock\n'
+        'with host_lock(timeout=5):\n'
+        '    print("held", flush=True)\n'
+        '    sys.stdin.readline()\n' % COLLECTIONS)
 
 TRY = ('import sys\n'
        'sys.path.insert(0, %r)\n'

@@ -399,8 +399,9 @@ def test_probe_of_a_gateway_that_drops_pings(host):
     roce_lab.ns_exec(leaf, 'sysctl', '-q', '-w', 'net.ipv4.icmp_echo_ignore_all=1')
     host.undo.append(lambda: roce_lab.ns_exec(leaf, 'sysctl', '-q', '-w', 'net.ipv4.icmp_echo_ignore_all=0'))
     result = host.audit(plan=host.plan, probe=True, probe_timeout=0.5)
-    finding(result, 'gateway', 'ib1', 'warning', 'answers ARP on ib1 but not a ping from 10.0.2.14')
-    assert on(result, 'ib1') == [('gateway', 'warning')]
+    # A gateway counts as alive only when it answers both ARP (afresh) and the echo.
+    finding(result, 'gateway', 'ib1', 'error', 'answers ARP on ib1 but not a ping from 10.0.2.14')
+    assert on(result, 'ib1') == [('gateway', 'error')]
 
 
 def test_gateway_outside_the_rail_subnet(host):

@@ -30,9 +30,10 @@ def with_mgmt(ns):
     ns.ip('route', 'add', 'default', 'via', '192.168.50.1', 'dev', 'mgmt0')
 
 
-def apply(ns, plan, stale=()):
+def apply(ns, plan, stale=(), remove_foreign=False):
     ns.module('rail_table', {'tables': plan['tables'] + list(stale), 'purge': True})
-    ns.module('rail_rule', {'rules': plan['rules'], 'purge': True, 'priority_range': plan['priority_range']})
+    ns.module('rail_rule', {'rules': plan['rules'], 'purge': True, 'priority_range': plan['priority_range'],
+                            'remove_foreign': remove_foreign})
     ns.module('rail_sysctl', {'conf': plan['conf']})
 
 
@@ -173,10 +174,13 @@ def test_stale_tables_are_those_only_our_range_points_at(ns):
     plan = build_plan(two_rails(ns))
     for table, pref in ((300, 1500), (301, 1501), (302, 1502)):
         ns.ip('route', 'add', '10.9.%d.0/24' % (table - 300), 'dev', 'ib0', 'table', str(table))
-        ns.ip('rule', 'add', 'pref', str(pref), 'from', '10.0.%d.0/24' % (table - 290), 'lookup', str(table))
+        ns.ip('rule', 'add', 'pref', str(pref), 'from', '10.0.%d.0/24' % (table - 290), 'lookup', str(table),
+              'proto', 'static')
     ns.ip('rule', 'add', 'pref', '500', 'fwmark', '7', 'lookup', '301')      # 301 is not only ours
-    ns.ip('rule', 'add', 'pref', '1503', 'from', '10.0.20.0/24', 'lookup', 'main')   # never stale
-    result = guard(ns, plan)
+    ns.ip('rule', 'add', 'pref', '1503', 'from', '10.0.20.0/24', 'lookup', 'main', 'proto', 'static')  # never stale
+    ns.ip('route', 'add', '10.9.4.0/24', 'dev', 'ib0', 'table', '304')
+    ns.ip('rule', 'add', 'pref', '1504', 'from', '10.0.21.0/24', 'lookup', '304')    # not made like ours
+    result = guard(ns, plan, remove_foreign_rules=True)
     assert result['stale_tables'] == [{'table': 300, 'routes': []}, {'table': 302, 'routes': []}]
     assert result['snapshot']['tables'] == [101, 102, 300, 302]
 
@@ -199,11 +203,15 @@ def test_restore_brings_back_exactly_the_snapshot(ns):
     put_foreign_state(ns)
     ns.ip('rule', 'add', 'pref', '200', 'from', '192.0.2.0/24', 'lookup', '300')     # outside, never touched
     before = ns.dump()
-    taken = guard(ns, plan)
-    assert taken['stale_tables'] == [{'table': 70000, 'routes': []}]
-    apply(ns, plan, taken['stale_tables'])
+    refused = guard(ns, plan, expect_failure=True)
+    assert 'uid_range 100:200' in refused['msg'] and 'dport_range 80:90' in refused['msg'], refused['msg']
+    assert ns.dump() == before
+    taken = guard(ns, plan, remove_foreign_rules=True)
+    # The foreign rules go on request, never the tables they look up.
+    assert taken['stale_tables'] == []
+    apply(ns, plan, taken['stale_tables'], remove_foreign=True)
     applied = ns.dump()
-    assert applied != before and 'uidrange' not in applied and '10.60.0.0/16' not in applied
+    assert applied != before and 'uidrange' not in applied and '10.60.0.0/16' in applied
 
     checked = ns.module('rail_guard', {'restore': taken['snapshot']}, check_mode=True, diff=True)
     assert checked['changed'] is True
@@ -211,7 +219,7 @@ def test_restore_brings_back_exactly_the_snapshot(ns):
     restored = checked['restored']
     assert sorted(restored['rules_removed']) == ['1001:\tfrom 10.0.1.14 lookup 101 proto static',
                                                  '1002:\tfrom 10.0.2.14 lookup 102 proto static']
-    assert len(restored['rules_added']) == 2 and len(restored['routes_added']) == 2
+    assert len(restored['rules_added']) == 2 and len(restored['routes_added']) == 1
     assert 'net.ipv4.conf.all.rp_filter = 0' in restored['sysctls']
     assert 'uid_range 100:200' in checked['diff']['after']
 

@@ -25,7 +25,7 @@ import pytest
 
 from ansible_collections.roce.multirail.plugins.module_utils.keyfile import connection_uuid, file_name, render
 from ansible_collections.roce.multirail.plugins.module_utils.networkd import parse, render_dropin
-from ansible_collections.roce.multirail.plugins.module_utils.persist import HEADER, check_rail
+from ansible_collections.roce.multirail.plugins.module_utils.persist import HEADER, check_rail, digest
 from ansible_collections.roce.multirail.plugins.module_utils.plan import build_plan
 
 import roleruns
@@ -432,11 +432,13 @@ def test_daemons_tell_what_is_installed_and_that_nothing_runs_here(ns, etc):
 
 
 def test_a_temporary_file_left_by_a_killed_run_is_removed(ns, etc):
-    """A run killed between writing its temporary file and moving it into place leaves it behind."""
+    """A run killed between writing its temporary file and moving it into place leaves it behind (its name
+    carries the digest of its content: persist.temp_name)."""
     rails = rails_on(ns)
     persist(ns, rails, etc)
-    leftover = etc / KEYFILES / '.roce-multirail-k2x9q1'
-    leftover.write_text('[connection]\nid=half-written\n')
+    text = '[connection]\nid=half-written\n'
+    leftover = etc / KEYFILES / ('.roce-multirail-%s-k2x9q1' % digest(text)[:32])
+    leftover.write_text(text)
     result = persist(ns, rails, etc)
     assert result['changed'] is True and result['files'] == removed(leftover) and not leftover.exists()
     assert persist(ns, rails, etc)['changed'] is False
@@ -765,7 +767,7 @@ def test_a_temporary_file_left_in_a_drop_in_directory_is_removed(ns, etc):
     rails = rails_on(ns)
     write(etc / NETWORKD / '10-ib0.network', IMAGE_NETWORK_IB0, mode=0o644)
     persist(ns, rails, etc, stack='networkd')
-    leftover = etc / NETWORKD / '10-ib0.network.d' / '.roce-multirail-k2x9q1'
+    leftover = etc / NETWORKD / '10-ib0.network.d' / ('.roce-multirail-%s-k2x9q1' % digest('[Route]\n')[:32])
     write(leftover, '[Route]\n')
     result = persist(ns, rails, etc, stack='networkd')
     assert result['files'] == removed(leftover) and not leftover.exists()
@@ -1030,7 +1032,7 @@ def test_sysctl_file_in_a_missing_directory_is_refused_and_nothing_is_written(ns
     (etc / SYSCTL_D / SYSCTL_NAME).mkdir()
     before = snapshot(etc)
     result = persist_sysctl(ns, rails, etc, expect_failure=True)
-    assert 'is not a regular file' in result['msg'], result['msg']
+    assert '%s is a directory' % (etc / SYSCTL_D / SYSCTL_NAME) in result['msg'], result['msg']
     assert snapshot(etc) == before
 
 
@@ -1053,7 +1055,7 @@ def test_sysctl_lines_go_with_sysctl_file(ns, etc):
 def test_a_temporary_file_left_in_the_sysctl_directory_is_removed(ns, etc):
     rails = rails_on(ns)
     persist_sysctl(ns, rails, etc)
-    leftover = etc / SYSCTL_D / '.roce-multirail-k2x9q1'
+    leftover = etc / SYSCTL_D / ('.roce-multirail-%s-k2x9q1' % digest('net.ipv4.conf.all.rp_filter = 2\n')[:32])
     leftover.write_text('net.ipv4.conf.all.rp_filter = 2\n')
     result = persist_sysctl(ns, rails, etc, check_mode=True)
     assert result['changed'] is True and result['files'] == removed(leftover) and leftover.exists()
@@ -1064,6 +1066,6 @@ def test_a_temporary_file_left_in_the_sysctl_directory_is_removed(ns, etc):
 
     # The stack's files and the sysctl.d file in one directory: a leftover there is removed once.
     persist_sysctl(ns, rails, etc, networkd_dir=etc / SYSCTL_D)
-    leftover.write_text('half\n')
+    leftover.write_text('net.ipv4.conf.all.rp_filter = 2\n')
     result = persist_sysctl(ns, rails, etc, networkd_dir=etc / SYSCTL_D)
     assert result['files'] == removed(leftover) and not leftover.exists()

@@ -264,10 +264,10 @@ def test_diff_reads_as_ip_rule_output(ns):
 def test_diff_of_purge_shows_removed_rule(ns):
     rules = two_rails(ns)
     apply(ns, rules)
-    ns.ip('rule', 'add', 'pref', '1003', 'from', '10.0.3.14', 'lookup', '103')
+    ns.ip('rule', 'add', 'pref', '1003', 'from', '10.0.3.14', 'lookup', '103', 'proto', 'static')
     result = apply(ns, rules[:1], check_mode=True, diff=True, purge=True, priority_range=RANGE)
     assert result['diff']['before'] == '\n'.join(
-        [RULE_1001, RULE_1002, '1003:\tfrom 10.0.3.14 lookup 103']) + '\n'
+        [RULE_1001, RULE_1002, '1003:\tfrom 10.0.3.14 lookup 103 proto static']) + '\n'
     assert result['diff']['after'] == RULE_1001 + '\n'
 
 
@@ -282,16 +282,19 @@ def test_purge_removes_only_stale_rules_in_range(ns):
     ns.ip('rule', 'add', 'pref', '2000', 'from', '10.0.4.14', 'lookup', '104', 'proto', 'static')
     ns.ip('rule', 'add', 'pref', '1500', 'from', '10.0.5.14', 'lookup', '105')
     before = rule_lines(ns)
+    # Without remove_foreign only the rules made like ours go.
     result = apply(ns, rules, purge=True, priority_range=RANGE)
+    assert sorted(r['text'] for r in result['removed']) == ['1003:\tfrom 10.0.3.14 lookup 103 proto static']
+    assert '1500:\tfrom 10.0.5.14 lookup 105' in rule_lines(ns)
+    result = apply(ns, rules, purge=True, priority_range=RANGE, remove_foreign=True)
     assert result['changed']
     after = rule_lines(ns)
     assert lines_outside(after, 1000, 1999) == lines_outside(before, 1000, 1999)
     assert lines_inside(after, 1000, 1999) == [RULE_1001, RULE_1002]
     assert sorted(r['text'] for r in result['removed']) == [
-        '1003:\tfrom 10.0.3.14 lookup 103 proto static',
         '1500:\tfrom 10.0.5.14 lookup 105',
         '1900:\tfrom all to 10.0.9.0/24 lookup 190 proto static']
-    assert not apply(ns, rules, purge=True, priority_range=RANGE)['changed']
+    assert not apply(ns, rules, purge=True, priority_range=RANGE, remove_foreign=True)['changed']
 
 
 def test_purge_with_empty_list_empties_the_range(ns):
@@ -310,7 +313,7 @@ def test_purge_bounds_are_inclusive(ns):
     ns.ip('rule', 'add', 'pref', '1000', 'from', '10.0.9.2', 'lookup', '109')
     ns.ip('rule', 'add', 'pref', '1999', 'from', '10.0.9.3', 'lookup', '109')
     ns.ip('rule', 'add', 'pref', '2000', 'from', '10.0.9.4', 'lookup', '109')
-    apply(ns, [], purge=True, priority_range=RANGE)
+    apply(ns, [], purge=True, priority_range=RANGE, remove_foreign=True)
     lines = rule_lines(ns)
     assert '999:\tfrom 10.0.9.1 lookup 109' in lines
     assert '2000:\tfrom 10.0.9.4 lookup 109' in lines
@@ -324,7 +327,8 @@ def test_purge_removes_proto_boot_twin_inside_range_only(ns):
     ns.ip('rule', 'add', 'pref', '2001', 'from', '10.0.1.14', 'lookup', '101', 'proto', 'boot')
     assert '1001:\tfrom 10.0.1.14 lookup 101 proto boot' in rule_lines(ns)
     outside_before = lines_outside(rule_lines(ns), 1000, 1999)
-    result = apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE)
+    assert not apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE)['changed']
+    result = apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE, remove_foreign=True)
     assert result['changed']
     assert [(r['priority'], r['proto']) for r in result['removed']] == [(1001, 'boot')]
     after = rule_lines(ns)
@@ -332,14 +336,15 @@ def test_purge_removes_proto_boot_twin_inside_range_only(ns):
     assert lines_outside(after, 1000, 1999) == outside_before
     assert '2001:\tfrom 10.0.1.14 lookup 101 proto boot' in after
     assert '2001:\tfrom 10.0.1.14 lookup 101 proto static' in after
-    assert not apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE)['changed']
+    assert not apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE,
+                     remove_foreign=True)['changed']
 
 
 def test_purge_removes_twin_added_without_proto(ns):
     ns.add_nic('ib0', '10.0.1.14/24')
     apply(ns, [rule(1001, 101, '10.0.1.14')])
     ns.ip('rule', 'add', 'pref', '1001', 'from', '10.0.1.14', 'lookup', '101')
-    result = apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE)
+    result = apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE, remove_foreign=True)
     assert [(r['priority'], r['proto']) for r in result['removed']] == [(1001, 'unspec')]
     assert lines_inside(rule_lines(ns), 1000, 1999) == [RULE_1001]
 
@@ -349,7 +354,7 @@ def test_purge_removes_hand_added_catch_all_rule_not_ours(ns):
     apply(ns, [rule(1001, 101, '10.0.1.14')])
     ns.ip('rule', 'add', 'pref', '1001', 'lookup', '101')
     assert lines_inside(rule_lines(ns), 1000, 1999) == [RULE_1001, '1001:\tfrom all lookup 101']
-    result = apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE)
+    result = apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE, remove_foreign=True)
     assert [r['text'] for r in result['removed']] == ['1001:\tfrom all lookup 101']
     assert lines_inside(rule_lines(ns), 1000, 1999) == [RULE_1001]
 
@@ -360,7 +365,7 @@ def test_purge_removes_foreign_rules_with_other_actions(ns, action):
     ns.add_nic('ib0', '10.0.1.14/24')
     ns.ip('rule', 'add', 'pref', '1500', 'from', '10.0.5.0/24', *action)
     outside = lines_outside(rule_lines(ns), 1000, 1999)
-    result = apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE)
+    result = apply(ns, [rule(1001, 101, '10.0.1.14')], purge=True, priority_range=RANGE, remove_foreign=True)
     assert [r['priority'] for r in result['removed']] == [1500]
     assert lines_inside(rule_lines(ns), 1000, 1999) == [RULE_1001]
     assert lines_outside(rule_lines(ns), 1000, 1999) == outside
@@ -373,7 +378,9 @@ def test_purge_removes_foreign_rules_with_other_selectors(ns, selector):
     ns.ip('rule', 'add', 'pref', '1500', *selector, 'lookup', '105')
     ns.ip('rule', 'add', 'pref', '2500', *selector, 'lookup', '105')
     outside = lines_outside(rule_lines(ns), 1000, 1999)
-    result = apply(ns, [], purge=True, priority_range=RANGE)
+    refused = apply(ns, [], purge=True, exclusive=True, priority_range=RANGE, expect_failure=True)
+    assert 'inside the managed priority range' in refused['msg'], refused
+    result = apply(ns, [], purge=True, priority_range=RANGE, remove_foreign=True)
     assert [r['priority'] for r in result['removed']] == [1500]
     assert lines_inside(rule_lines(ns), 1000, 1999) == []
     assert lines_outside(rule_lines(ns), 1000, 1999) == outside
@@ -383,9 +390,13 @@ def test_purge_removes_foreign_rules_with_other_selectors(ns, selector):
 def test_returned_text_of_a_foreign_rule_is_what_ip_prints(ns, proto):
     ns.ip('rule', 'add', 'pref', '1500', 'from', '10.0.5.14', 'lookup', '105', 'proto', proto)
     shown = lines_inside(rule_lines(ns), 1000, 1999)
-    result = apply(ns, [], purge=True, priority_range=RANGE, diff=True)
-    assert [r['text'] for r in result['removed']] == shown
+    result = apply(ns, [], purge=True, priority_range=RANGE, diff=True, remove_foreign=True)
     assert result['diff']['before'].splitlines() == shown
+    if proto == 'kernel':
+        # The kernel's rules are never removed, not even with remove_foreign.
+        assert result['removed'] == [] and lines_inside(rule_lines(ns), 1000, 1999) == shown
+    else:
+        assert [r['text'] for r in result['removed']] == shown
 
 
 def test_without_purge_stale_rules_stay(ns):
@@ -449,7 +460,7 @@ def test_return_values_of_an_apply(ns):
 def test_return_values_of_a_purge(ns):
     rules = two_rails(ns)
     apply(ns, rules + [rule(1003, 103, '10.0.3.14', to='10.0.0.0/16', iif='ib0')])
-    result = apply(ns, rules, purge=True, priority_range=RANGE)
+    result = apply(ns, rules, purge=True, priority_range=RANGE, remove_foreign=True)
     assert result['added'] == []
     assert result['removed'] == [{
         'family': 'ipv4', 'priority': 1003, 'from': '10.0.3.14/32', 'to': '10.0.0.0/16',

@@ -165,18 +165,18 @@ def test_diff_lines_in_sysctl_form(ns):
 
 
 def test_default_target(ns):
-    ns.sysctl('net.ipv4.conf.default.rp_filter=0')
-    ns.sysctl('net.ipv4.conf.default.arp_ignore=0')
-    conf = {'default': {'rp_filter': 2, 'arp_ignore': 1}}
+    # default.forwarding is not copied into existing interfaces (default.rp_filter would be, and is
+    # refused: test_sysctl_side_effects.py), only into interfaces created afterwards.
+    ns.sysctl('net.ipv4.conf.default.forwarding=0')
+    conf = {'default': {'forwarding': 1}}
     result = ns.module('rail_sysctl', {'conf': conf})
     assert result['changed'] is True
     assert result['effective'] == {}
-    assert ns.read_sysctl('net.ipv4.conf.default.rp_filter') == 2
-    assert ns.read_sysctl('net.ipv4.conf.default.arp_ignore') == 1
+    assert ns.read_sysctl('net.ipv4.conf.default.forwarding') == 1
+    assert ns.read_sysctl('net.ipv4.conf.lo.forwarding') == 0
     assert ns.module('rail_sysctl', {'conf': conf})['changed'] is False
-    # The kernel copies default into an interface created afterwards: the real key was written.
     ns.add_nic('ib7')
-    assert ns.read_sysctl('net.ipv4.conf.ib7.rp_filter') == 2
+    assert ns.read_sysctl('net.ipv4.conf.ib7.forwarding') == 1
 
 
 # A valid change comes first in every bad batch, so "nothing changed" means something.

@@ -499,6 +499,24 @@ def _derived(name, candidates):
     return [ns for ns in candidates if pattern.match(ns)]
 
 
+# Where the collection keeps a namespace's lock and run hold (plugins/module_utils/lock.py).
+RUN_FILES = '/run/roce-multirail'
+
+
+def _forget_run_files(namespace):
+    """Remove the lock and hold files the collection's modules left for this namespace in the machine's /run."""
+    try:
+        info = os.stat(os.path.join('/run/netns', namespace))
+    except OSError:
+        return
+    key = '%d-%d' % (info.st_dev, info.st_ino)
+    for name in ('lock-%s' % key, 'run-%s.json' % key, 'run-%s.json.new' % key):
+        try:
+            os.unlink(os.path.join(RUN_FILES, name))
+        except FileNotFoundError:
+            pass
+
+
 def destroy_host(name):
     """Delete every namespace of lab host `name`, /etc/netns/NAME and its record.
 
@@ -513,6 +531,7 @@ def destroy_host(name):
     # Leaves and peer first, the host last: a crash in between leaves a host that a re-run finds.
     order = sorted(wanted, key=lambda ns: (ns == name, ns))
     for ns in order:
+        _forget_run_files(ns)
         run(['ip', 'netns', 'del', ns], check=False)
     left = [ns for ns in netns_list() if ns in wanted]
     if left:

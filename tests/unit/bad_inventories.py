@@ -198,7 +198,7 @@ def _cases():
         ('priority_negative', 'priority out of range', second(priority=-5), p,
          ['rail ib1: priority -5 is out of range']),
         ('priority_outside_managed_range', 'priority out of range', second(priority=2500), p,
-         ['rail ib1: priority 2500 is outside the managed range 1000-1999']),
+         ['rail ib1: priority 2500 is outside the managed range 1001-1999']),
         ('priority_outside_custom_range', 'priority out of range',
          dict(second(priority=1002), source_routing_priority_range={'start': 1001, 'end': 1001}), p,
          ['rail ib1: priority 1002 is outside the managed range 1001-1001']),

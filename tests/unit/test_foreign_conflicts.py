@@ -50,9 +50,36 @@ def test_our_own_static_rule_on_our_priority_is_no_conflict():
     assert foreign_conflicts(KERNEL + [stale] + DESIRED, DESIRED, RANGE) == []
 
 
-def test_foreign_rule_inside_range_on_a_priority_we_do_not_use_is_no_conflict():
-    # Inside the managed range, but on another priority: purge takes care of it.
-    assert foreign_conflicts([rule(1500, 101, src='10.0.9.9/32', proto=BOOT)], DESIRED, RANGE) == []
+def test_stale_rule_made_like_ours_inside_range_is_no_conflict():
+    # Inside the managed range, on another priority, in our shape: purge takes care of it.
+    assert foreign_conflicts([rule(1500, 101, src='10.0.9.9/32')], DESIRED, RANGE) == []
+
+
+@pytest.mark.parametrize('foreign', [
+    rule(1500, 101, src='10.0.9.9/32', proto=BOOT),
+    rule(1500, 300, fwmark=0x10, fwmask=0xFFFFFFFF),
+    rule(1500, 300, src='10.0.9.9/32', iif='eth0'),
+    rule(1500, 300),
+    Rule(family=6, priority=1500, src='2001:db8::/64', table=300),
+], ids=['proto-boot', 'fwmark', 'iif', 'from-all', 'ipv6'])
+def test_foreign_rule_inside_range_is_refused_unless_removal_is_allowed(foreign):
+    problems = foreign_conflicts(KERNEL + [foreign] + DESIRED, DESIRED, RANGE)
+    assert len(problems) == 1
+    assert foreign.render() in problems[0] and '1000-1999' in problems[0]
+    assert 'remove_foreign' in problems[0]
+    assert foreign_conflicts(KERNEL + [foreign] + DESIRED, DESIRED, RANGE, remove_foreign=True) == []
+
+
+def test_kernel_rule_inside_range_is_no_conflict():
+    # `1000: from all lookup [l3mdev-table] proto kernel`, made when a VRF exists.
+    l3mdev = Rule(family=4, priority=1000, table=0, proto=2, extra=(('FRA_L3MDEV', '1'),))
+    assert foreign_conflicts(KERNEL + [l3mdev] + DESIRED, DESIRED, RANGE) == []
+
+
+def test_ipv6_rule_outside_range_on_our_table_number_is_no_conflict():
+    # Tables hold routes per family: an IPv6 rule looking up 101 does not use our IPv4 routes.
+    ipv6 = Rule(family=6, priority=500, src='2001:db8::/64', table=101)
+    assert foreign_conflicts(KERNEL + [ipv6] + DESIRED, DESIRED, RANGE) == []
 
 
 @pytest.mark.parametrize('proto', [STATIC, BOOT, UNSPEC])
@@ -64,7 +91,7 @@ def test_rule_outside_the_range_looking_up_our_table(proto):
 
 
 def test_rule_inside_the_range_looking_up_our_table_is_no_conflict():
-    inside = rule(1999, 102, src='192.168.7.0/24', proto=BOOT)
+    inside = rule(1999, 102, src='192.168.7.0/24')
     assert foreign_conflicts(KERNEL + [inside] + DESIRED, DESIRED, RANGE) == []
 
 

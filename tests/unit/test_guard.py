@@ -108,16 +108,33 @@ def test_default_source(route, expected):
     assert default_source(route, the_links) == expected
 
 
-def rule(priority, table, src='', action='lookup'):
-    return Rule(4, priority, src=src, table=table, action=action)
+def rule(priority, table, src='10.0.9.9/32', action='lookup', **fields):
+    return Rule(4, priority, src=src, table=table, action=action, **fields)
 
 
 def test_owned_and_stale_tables():
-    rules = [rule(0, 255), rule(500, 301), rule(1001, 101), rule(1500, 300), rule(1501, 301), rule(1502, 254),
-             rule(1503, 0, action='blackhole'), rule(2500, 400), rule(32766, 254)]
+    rules = [rule(0, 255, src=''), rule(500, 301), rule(1001, 101), rule(1500, 300), rule(1501, 301),
+             rule(1502, 254), rule(1503, 0, action='blackhole'), rule(2500, 400), rule(32766, 254, src='')]
     owned, stale = owned_tables(rules, (1000, 1999), [101, 102])
     assert stale == [300]
     assert owned == [101, 102, 300]
+
+
+def test_tables_of_rules_not_made_like_ours_are_not_ours():
+    # Inside the range but another protocol, a mark, from all, or IPv6: their tables are never emptied.
+    rules = [rule(1500, 300, proto=3), rule(1501, 301, src='', fwmark=0x10, fwmask=0xFFFFFFFF),
+             rule(1502, 302, src=''), Rule(6, 1503, src='2001:db8::/64', table=303),
+             rule(1504, 304)]
+    owned, stale = owned_tables(rules, (1000, 1999), [101])
+    assert stale == [304]
+    assert owned == [101, 304]
+
+
+def test_an_ipv6_rule_does_not_keep_an_ipv4_table():
+    # Table 300 is looked up by our stale IPv4 rule and by an IPv6 rule outside the range: the IPv4
+    # routes in it are ours to empty, the IPv6 routes (never dumped) are not touched.
+    rules = [rule(1500, 300), Rule(6, 500, src='2001:db8::/64', table=300)]
+    assert owned_tables(rules, (1000, 1999), [101]) == ([101, 300], [300])
 
 
 def route(table, dst, **fields):

@@ -76,7 +76,7 @@ def test_textbook_sysctls():
 
 def test_textbook_range_devices_and_rails():
     plan = build_plan(textbook())
-    assert plan['priority_range'] == {'start': 1000, 'end': 1999}
+    assert plan['priority_range'] == {'start': 1001, 'end': 1999}
     assert plan['devices'] == ['ib0', 'ib1', 'ib2', 'ib3']
     first = plan['rails'][0]
     fields = ('device', 'address', 'ip', 'subnet', 'gateway', 'table', 'priority', 'sources', 'mtu', 'metric')
@@ -148,7 +148,7 @@ def test_eight_rails_with_vf_sources():
     assert plan['rules'] == expected_rules
     assert plan['rails'][3]['sources'] == ['10.1.3.20/32', '10.1.3.21/32', '10.2.3.0/28']
     assert plan['rails'][3]['rules'] == expected_rules[12:16]
-    assert plan['priority_range'] == {'start': 1000, 'end': 1999}
+    assert plan['priority_range'] == {'start': 1001, 'end': 1999}
 
 
 # --- defaults and overrides ----------------------------------------------------------------------
@@ -158,12 +158,12 @@ def test_table_and_priority_base():
     assert [t['table'] for t in plan['tables']] == [201, 202, 203]
     assert plan['rules'] == [{'priority': 5001 + i, 'from': '10.0.%d.14' % (i + 1), 'table': 201 + i}
                              for i in range(3)]
-    assert plan['priority_range'] == {'start': 5000, 'end': 5999}
+    assert plan['priority_range'] == {'start': 5001, 'end': 5999}
 
 
 def test_priority_base_near_main_caps_the_range_below_main():
     plan = build_plan([rail()], priority_base=32000)
-    assert plan['priority_range'] == {'start': 32000, 'end': 32765}
+    assert plan['priority_range'] == {'start': 32001, 'end': 32765}
     assert plan['rules'][0]['priority'] == 32001
 
 
@@ -459,12 +459,18 @@ def test_kernel_priorities_say_why(priority, reason):
 
 def test_priority_outside_managed_range():
     message = plan_error([rail(priority=2500)])
-    assert_names(message, 'rail ib0', 'priority', '2500', 'managed range', '1000-1999')
+    assert_names(message, 'rail ib0', 'priority', '2500', 'managed range', '1001-1999')
 
 
 def test_priority_at_range_edges_accepted():
-    plan = build_plan([rail(priority=1000), rail(device='ib1', address='10.0.2.14/24', priority=1999)])
-    assert [r['priority'] for r in plan['rules']] == [1000, 1999]
+    plan = build_plan([rail(priority=1001), rail(device='ib1', address='10.0.2.14/24', priority=1999)])
+    assert [r['priority'] for r in plan['rules']] == [1001, 1999]
+
+
+def test_priority_base_itself_is_outside_the_default_range():
+    # 1000 is where the kernel puts a VRF's l3mdev rule; the default range starts after it.
+    message = plan_error([rail(priority=1000)])
+    assert_names(message, 'rail ib0', 'priority', '1000', 'managed range', '1001-1999')
 
 
 # --- validation: duplicates across rails ----------------------------------------------------------
@@ -791,7 +797,7 @@ def valid_inventories(draw):
     tables = draw(st.lists(st.one_of(st.none(), st.integers(min_value=101, max_value=110),
                                      st.sampled_from([1, 252, 256, 300000, 2 ** 32 - 1])),
                            min_size=count, max_size=count))
-    priorities = draw(st.lists(st.one_of(st.none(), st.integers(min_value=1000, max_value=1010)),
+    priorities = draw(st.lists(st.one_of(st.none(), st.integers(min_value=1001, max_value=1010)),
                                min_size=count, max_size=count))
     rails = []
     for index in range(count):
@@ -832,3 +838,34 @@ def test_valid_plans_are_consistent(rails):
         assert all(rule['priority'] == priority and rule['table'] == table for rule in planned['rules'])
         assert all(route['dev'] == spec['device'] for route in planned['routes'])
         assert plan['priority_range']['start'] <= priority <= plan['priority_range']['end']
+
+
+# --- a gateway that is an address of the host --------------------------------------------------
+
+SHARED_PAIR = [{'device': 'ib0', 'address': '10.0.1.14/24', 'gateway': '10.0.1.1'},
+               {'device': 'ib1', 'address': '10.0.1.16/24', 'gateway': '10.0.1.1'}]
+
+
+@pytest.mark.parametrize('position, gateway, owner', [
+    (0, '10.0.1.16', 'the address of rail ib1'),                    # the shared layout: ib1's own address
+    (1, '10.0.1.14', 'the address of rail ib0'),
+    (1, '10.0.1.40', 'source 10.0.1.40 of rail ib0'),
+])
+def test_a_gateway_that_is_an_address_of_the_host_is_refused(position, gateway, owner):
+    rails = [dict(r) for r in SHARED_PAIR]
+    rails[0]['sources'] = ['10.0.1.40']
+    rails[position]['gateway'] = gateway
+    message = plan_error(rails, destination='10.0.0.0/16')
+    assert_names(message, 'rail ib%d: gateway %s is %s' % (position, gateway, owner), 'address of this host')
+
+
+def test_a_flat_rail_whose_unused_gateway_is_another_rails_address_is_planned():
+    rails = [dict(r) for r in SHARED_PAIR]
+    rails[0]['gateway'] = '10.0.1.16'
+    plan = build_plan(rails, destination='10.0.1.0/24')
+    assert [route.get('gateway') for route in plan['rails'][0]['routes']] == [None]
+
+
+def test_shared_gateway_of_two_rails_is_planned():
+    plan = build_plan([dict(r) for r in SHARED_PAIR], destination='10.0.0.0/16')
+    assert [r['gateway'] for r in plan['rails']] == ['10.0.1.1', '10.0.1.1']

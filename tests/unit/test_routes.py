@@ -109,7 +109,7 @@ def test_route_from_dump_multipath_is_extra():
                                {'oif': 4, 'hops': 0, 'attrs': [('RTA_GATEWAY', '10.0.2.1')]}]}
     route = route_from_dump(hdr(table=101), attrs, IFNAMES)
     assert route.dev == '' and route.gateway == ''
-    assert route.extra == (('RTA_MULTIPATH', '[RTA_GATEWAY=10.0.1.1;RTA_GATEWAY=10.0.2.1]'),)
+    assert route.extra == (('RTA_MULTIPATH', '[via=10.0.1.1,dev=ib0;via=10.0.2.1,dev=ib1]'),)
     other = dict(attrs, RTA_MULTIPATH=[{'oif': 3, 'hops': 0, 'attrs': [('RTA_GATEWAY', '10.0.1.1')]}])
     assert route_from_dump(hdr(table=101), other, IFNAMES) != route
 

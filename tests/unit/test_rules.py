@@ -457,9 +457,12 @@ def test_decide_without_range_never_removes():
     assert decide_rules(current, [static()]).remove == ()
 
 
-def test_decide_present_proto_twin_with_purge():
+def test_decide_present_proto_twin_with_purge_is_kept_unless_foreign_rules_go():
     boot = static(proto=3)
     changes = decide_rules(KERNEL + [boot], [static()], priority_range=(1000, 1999))
+    assert changes.add == (static(),)
+    assert changes.remove == ()
+    changes = decide_rules(KERNEL + [boot], [static()], priority_range=(1000, 1999), remove_foreign=True)
     assert changes.add == (static(),)
     assert changes.remove == (boot,)
     assert changes.before == (boot,)
@@ -575,7 +578,7 @@ def test_added_rules_go_after_rules_of_the_same_priority_like_the_kernel():
 
 
 def test_decide_rules_returns_kernel_order_and_the_planned_ops():
-    changes = decide_rules([LOCAL, OURS, CATCH_ALL, MAIN], [OURS], 'present', (1000, 1999))
+    changes = decide_rules([LOCAL, OURS, CATCH_ALL, MAIN], [OURS], 'present', (1000, 1999), remove_foreign=True)
     assert changes.remove == (CATCH_ALL,)
     assert changes.before == (OURS, CATCH_ALL)
     assert changes.after == (OURS,)
@@ -707,3 +710,19 @@ def test_ipv4_host_is_what_parse_prefix_says_of_a_host(text):
         except InvalidArgument:
             return
         assert net.version == 6 or net.prefixlen != 32 or text != text.strip() or text.endswith('/032')
+
+
+def test_purge_never_removes_a_kernel_rule_even_with_foreign_removal():
+    l3mdev = Rule(family=4, priority=1000, table=0, proto=2, extra=(('FRA_L3MDEV', '1'),))
+    for remove_foreign in (False, True):
+        changes = decide_rules(KERNEL + [l3mdev], [static()], priority_range=(1000, 1999),
+                               remove_foreign=remove_foreign)
+        assert changes.remove == ()
+
+
+def test_purge_removes_only_stale_rules_made_like_ours():
+    stale = static(priority=1500, table=107)
+    fwmark = Rule(family=4, priority=1501, table=300, fwmark=0x10, fwmask=0xFFFFFFFF)
+    ipv6 = Rule(family=6, priority=1502, src='2001:db8::/64', table=300)
+    changes = decide_rules(KERNEL + [stale, fwmark, ipv6], [static()], priority_range=(1000, 1999))
+    assert changes.remove == (stale,)

@@ -146,13 +146,13 @@ def test_desired_settings_rail_defaults(conf):
         'all': {'rp_filter': 2, 'accept_local': 1},
         'ib0': {'arp_ignore': 1, 'arp_announce': 2, 'rp_filter': '2'},
         'eth0/100': {'arp_ignore': '0x1'},
-        'default': {'rp_filter': 2},
+        'default': {'forwarding': 1},
     }, root=conf)
     assert settings_ == [
         Setting('all', 'rp_filter', 2), Setting('all', 'accept_local', 1),
         Setting('ib0', 'arp_ignore', 1), Setting('ib0', 'arp_announce', 2), Setting('ib0', 'rp_filter', 2),
         Setting('eth0.100', 'arp_ignore', 1),
-        Setting('default', 'rp_filter', 2),
+        Setting('default', 'forwarding', 1),
     ]
 
 
@@ -408,9 +408,9 @@ def test_sysctl_file_without_lines_is_the_header_alone():
 
 
 def test_sysctl_lines_are_written_in_canonical_form():
-    assert check_sysctl_lines(['net.ipv4.conf.default.rp_filter=2', 'net.ipv4.conf.ib0.arp_ignore \t=  1',
+    assert check_sysctl_lines(['net.ipv4.conf.default.forwarding=1', 'net.ipv4.conf.ib0.arp_ignore \t=  1',
                                'net.ipv4.conf.ib1.rp_filter = -0']) == [
-        'net.ipv4.conf.default.rp_filter = 2', 'net.ipv4.conf.ib0.arp_ignore = 1', 'net.ipv4.conf.ib1.rp_filter = 0']
+        'net.ipv4.conf.default.forwarding = 1', 'net.ipv4.conf.ib0.arp_ignore = 1', 'net.ipv4.conf.ib1.rp_filter = 0']
 
 
 GOOD = 'net.ipv4.conf.ib0.rp_filter = 2'
