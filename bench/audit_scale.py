@@ -9,8 +9,8 @@ With --role, a textbook lab host of 8 rails is given the sources as /32 addresse
 (172.16.0.0/12, as the unit snapshot), playbooks/site.yml converges it and runs again with nothing
 to change; both runs are timed and the lab host is removed afterwards (needs root).
 
-    python bench/audit_scale.py [SOURCES ...]          (default: 512 1024 2048 4096)
-    python bench/audit_scale.py --role [SOURCES]       (default: 4096)
+    python bench/audit_scale.py [SOURCES ...]          (default: 256 512 1024 4096)
+    python bench/audit_scale.py --role [SOURCES]       (default: plan.MAX_SOURCES)
 """
 
 import os
@@ -26,6 +26,7 @@ sys.path[:0] = [os.path.join(REPO, 'tests'), os.path.join(REPO, 'tests', 'unit')
 
 # pylint: disable=wrong-import-position
 from ansible_collections.roce.multirail.plugins.module_utils.audit import audit  # noqa: E402
+from ansible_collections.roce.multirail.plugins.module_utils.plan import MAX_SOURCES  # noqa: E402
 from test_audit_scale import RAILS, scale_snapshot, source_addresses  # noqa: E402
 
 
@@ -68,12 +69,12 @@ def role(sources, rails=RAILS):
 
 def main(argv):
     if argv[:1] == ['--role']:
-        sources = int(argv[1]) if len(argv) > 1 else 4096
+        sources = int(argv[1]) if len(argv) > 1 else MAX_SOURCES
         converge, noop = role(sources)
         print('%5d sources over %d rails: site.yml converge %.1f s, no-change %.1f s'
               % (sources, RAILS, converge, noop))
         return
-    for sources in [int(arg) for arg in argv] or [512, 1024, 2048, 4096]:
+    for sources in [int(arg) for arg in argv] or [256, 512, 1024, 4096]:
         seconds, findings = measure(sources)
         print('%5d sources over %d rails: audit() %.3f s, %d findings' % (sources, RAILS, seconds, findings),
               flush=True)

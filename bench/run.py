@@ -143,6 +143,9 @@ class Fleet:
         try:
             for name in self.names:
                 self.descriptions.append(roce_lab.create_host(name, 'textbook', self.rails, owner_pid=os.getpid()))
+                # A host's default route is on its management NIC; the lab's default through ib0 is held by no
+                # profile, and NetworkManager activating a profile on ib0 (any tool's) takes it away.
+                roce_lab.ip(name, '-4', 'route', 'del', 'default')
                 nm.start(name, managed=['ib%d' % k for k in range(self.rails)])
         except BaseException:
             self.__exit__(None, None, None)

@@ -24,7 +24,7 @@ PLURAL = {'error': 'errors', 'warning': 'warnings', 'info': 'infos'}
 SHORT = {
     'rule': 'rule', 'rule_order': 'order', 'table': 'table', 'gateway': 'gw', 'route_get': 'rtget',
     'arp': 'arp', 'rp_filter': 'rpf', 'accept_local': 'local', 'duplicate': 'dup', 'link': 'link',
-    'mtu': 'mtu', 'sysctl_files': 'sysd', 'boot': 'boot', 'martians': 'mart',
+    'mtu': 'mtu', 'sysctl_files': 'sysd', 'boot': 'boot', 'martians': 'mart', 'kept_routes': 'kept',
 }
 SHORT_MAX = 5
 HOST_WIDE = '(host)'

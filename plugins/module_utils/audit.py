@@ -16,12 +16,12 @@ import fnmatch
 import ipaddress
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from ansible_collections.roce.multirail.plugins.module_utils.routes import Link
+from ansible_collections.roce.multirail.plugins.module_utils.routes import Link, main_gateway_routes
 from ansible_collections.roce.multirail.plugins.module_utils.rules import Rule
 from ansible_collections.roce.multirail.plugins.module_utils.sysctl import effective
 
 CHECKS = ('rule', 'rule_order', 'table', 'gateway', 'route_get', 'arp', 'rp_filter', 'accept_local',
-          'duplicate', 'link', 'mtu', 'sysctl_files', 'boot', 'martians')
+          'duplicate', 'link', 'mtu', 'sysctl_files', 'boot', 'martians', 'kept_routes')
 SYSCTL_KEYS = ('arp_ignore', 'arp_announce', 'rp_filter', 'accept_local')
 MAIN_PRIORITY = 32766
 # A documentation address (RFC 5737): only ever looked up, never sent to.
@@ -195,8 +195,12 @@ def discover(snapshot, pattern_match, rdma_devices=()):
     return found
 
 
-def audit(snapshot, devices, plan=None, targets=None):
-    """Per-rail facts and findings for `devices`. targets: {device: address} overrides the lookups."""
+def audit(snapshot, devices, plan=None, targets=None, kept_routes=None):
+    """Per-rail facts and findings for `devices`. targets: {device: address} overrides the lookups.
+
+    kept_routes: main_gateway_routes() of the host at an earlier moment; each
+    one that is gone now is an error.
+    """
     findings = []
     rails = []
     tables_by_device = {}
@@ -252,6 +256,8 @@ def audit(snapshot, devices, plan=None, targets=None):
     for found in snapshot.boot:
         add(*found)
     _check_martians(add, snapshot)
+    if kept_routes:
+        _check_kept_routes(add, snapshot, kept_routes)
     order = {'error': 0, 'warning': 1, 'info': 2}
     findings.sort(key=lambda f: (order[f.severity], CHECKS.index(f.check), f.device or ''))
     errors = sum(1 for f in findings if f.severity == 'error')
@@ -500,3 +506,17 @@ def _check_martians(add, snapshot):
         add('martians', None, 'warning', 'the kernel dropped %d packets as martians or by reverse-path '
             'filtering in %.1f s' % (delta, counters['interval']),
             'look at the rp_filter and route_get findings; enable log_martians to see which ones')
+
+
+def _check_kept_routes(add, snapshot, kept_routes):
+    now = set(main_gateway_routes(snapshot.routes))
+    for text in kept_routes:
+        if text in now:
+            continue
+        words = text.split()
+        device = words[words.index('dev') + 1] if 'dev' in words[:-1] else None
+        add('kept_routes', device, 'error',
+            'the main table\'s route "%s" is gone: the host had it before this run changed anything' % text,
+            'a network stack that activates a NIC removes the routes of that NIC its profile or file does not '
+            'hold: add the route to it (nmcli connection modify <profile> +ipv4.routes ..., a [Route] section), '
+            'or route that traffic through the management NIC')

@@ -41,7 +41,7 @@ MAIN_PRIORITY = 32766
 # Far more than any host has. They keep a mistake (a generated list) from planning for
 # minutes and from handing rail_rule more rules than it decides in seconds.
 MAX_RAILS = 64
-MAX_SOURCES = 4096        # all rails of a host together
+MAX_SOURCES = 1024        # all rails of a host together: 8 rails x 127 VFs, converged in seconds
 _SYSCTL_KEY = re.compile(r'[a-z0-9_]+')
 _DECIMAL = re.compile(r'[0-9]+')
 _WORD = re.compile(r'[A-Za-z0-9_.-]+')

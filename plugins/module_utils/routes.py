@@ -107,6 +107,18 @@ class Route(NamedTuple):
         return out
 
 
+def main_gateway_routes(routes):
+    """The main table's routes through a gateway, as text without the protocol.
+
+    What the host needs to reach beyond its own subnets; a network stack that
+    activates a rail removes those of them it does not hold, and re-adding one
+    under another protocol keeps it.
+    """
+    return sorted(set(route._replace(proto=0).render() for route in routes
+                      if route.table == 254 and route.type == 1
+                      and (route.gateway or any(name == 'RTA_MULTIPATH' for name, _v in route.extra))))
+
+
 def route_from_dump(header, attrs, ifnames):
     """Normalize one IPv4 RTM_NEWROUTE message.
 

@@ -26,7 +26,8 @@ description:
     C(duplicate) (addresses, tables), C(link) (down, no carrier), C(mtu) (differs across rails),
     C(sysctl_files) (a later sysctl.d file overriding a key, strict rp_filter at boot), C(boot) (the
     NetworkManager profiles, systemd-networkd file or netplan definition that set up a rail at boot lack
-    its rules or routes, or systemd-networkd runs and deletes them), C(martians) (reverse-path drops rising)."
+    its rules or routes, or systemd-networkd runs and deletes them), C(martians) (reverse-path drops rising),
+    C(kept_routes) (with O(kept_routes), a route of the main table that is gone)."
 author:
   - roce.multirail maintainers (!UNKNOWN)
 options:
@@ -85,6 +86,23 @@ options:
     description: Seconds to wait for all the echo replies together.
     type: float
     default: 1.0
+  details:
+    description:
+      - With V(false), each entry of RV(rails) keeps only C(device), C(state), C(carrier), C(mtu), C(table)
+        and C(probe); the per-address lists (addresses, rules, routes, lookups) and the sysctls are left
+        out. The findings are the same. For a caller that reads only the findings of a host with thousands
+        of sources, whose result would otherwise carry each of them several times.
+    type: bool
+    default: true
+  kept_routes:
+    description:
+      - The main table's routes through a gateway that the host must still have, as
+        M(roce.multirail.rail_guard) returns them (RV(roce.multirail.rail_guard#module:main_routes)) before a
+        run changes anything. Each one that is gone is a C(kept_routes) error; the source_routing role checks
+        this again after the network stack took the rails, since activating a NIC removes the routes of that
+        NIC its profile does not hold.
+    type: list
+    elements: str
 attributes:
   check_mode:
     description: The module never changes anything.
@@ -230,6 +248,8 @@ except ImportError:
 SYSCTL_DIRS = ('/etc/sysctl.d', '/run/sysctl.d', '/usr/local/lib/sysctl.d', '/usr/lib/sysctl.d', '/lib/sysctl.d')
 SO_BINDTODEVICE = getattr(socket, 'SO_BINDTODEVICE', 25)
 IP_PKTINFO = getattr(socket, 'IP_PKTINFO', 8)
+# What RV(rails) keeps of each rail with details=false.
+BRIEF = ('device', 'state', 'carrier', 'mtu', 'table', 'probe')
 NUD_STATES = {0x01: 'INCOMPLETE', 0x02: 'REACHABLE', 0x04: 'STALE', 0x08: 'DELAY', 0x10: 'PROBE',
               0x20: 'FAILED', 0x40: 'NOARP', 0x80: 'PERMANENT'}
 
@@ -476,6 +496,8 @@ def main():
             probe=dict(type='bool', default=False),
             boot=dict(type='bool', default=True),
             probe_timeout=dict(type='float', default=1.0),
+            kept_routes=dict(type='list', elements='str'),
+            details=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
     )
@@ -552,8 +574,12 @@ def main():
                                 sysctl_files=read_sysctl_files(planned_file), martians=martians,
                                 boot=read_boot(module, links, rules, routes, devices, plan) if module.params['boot'] else [],
                                 probes=probes)
-    rails, findings, summary = audit(snapshot, devices, plan=plan, targets=targets)
-    module.exit_json(changed=False, rails=rails, findings=findings, checks=list(CHECKS), summary=summary,
+    rails, findings, summary = audit(snapshot, devices, plan=plan, targets=targets,
+                                     kept_routes=module.params['kept_routes'])
+    if not module.params['details']:
+        rails = [dict((key, rail[key]) for key in BRIEF if key in rail) for rail in rails]
+    ran = [check for check in CHECKS if check != 'kept_routes' or module.params['kept_routes'] is not None]
+    module.exit_json(changed=False, rails=rails, findings=findings, checks=ran, summary=summary,
                      devices=list(devices), discovered=discovered)
 
 

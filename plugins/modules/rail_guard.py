@@ -144,6 +144,15 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+main_routes:
+  description:
+    - The main table's routes through a gateway, as text without their protocol, before the run changes
+      anything. M(roce.multirail.rail_audit) O(roce.multirail.rail_audit#module:kept_routes) checks that they
+      are still there.
+  returned: success and O(restore) not given
+  type: list
+  elements: str
+  sample: ["default via 192.168.50.1 dev mg0 metric 100"]
 snapshot:
   description: What O(restore) needs to undo a run; without O(restore) only.
   returned: success and O(restore) not given
@@ -230,6 +239,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.netlink import (
 )
 from ansible_collections.roce.multirail.plugins.module_utils.routes import (
     desired_tables,
+    main_gateway_routes,
     render_tables,
     route_from_dump,
     validate_routes,
@@ -378,7 +388,7 @@ def check(module, nl, rails, rules, tables, priority_range):
     if errors:
         module.fail_json(msg='nothing was changed: %s' % '; '.join(errors), problems=errors, management=report,
                          **({'persist': persisted} if persisted else {}))
-    result = dict(changed=False, snapshot=snapshot, management=report,
+    result = dict(changed=False, snapshot=snapshot, management=report, main_routes=main_gateway_routes(routes),
                   stale_tables=[{'table': table, 'routes': []} for table in stale])
     if persisted is not None:
         result['persist'] = persisted

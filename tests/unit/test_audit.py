@@ -24,7 +24,7 @@ from ansible_collections.roce.multirail.plugins.module_utils.audit import (
     target_for,
 )
 from ansible_collections.roce.multirail.plugins.module_utils.plan import build_plan
-from ansible_collections.roce.multirail.plugins.module_utils.routes import Link, Route
+from ansible_collections.roce.multirail.plugins.module_utils.routes import Link, Route, main_gateway_routes
 from ansible_collections.roce.multirail.plugins.module_utils.rules import Rule
 
 RAILS = ['ib0', 'ib1']
@@ -843,3 +843,29 @@ def test_arp_ignore_8_on_all_silences_every_rail():
 def test_arp_announce_above_2_is_like_0():
     findings = run(with_conf(all__arp_announce=3))[1]
     assert kinds(findings) == [('arp', 'ib0', 'warning'), ('arp', 'ib1', 'warning')]
+
+
+# --- kept_routes: what the host had before the run ---------------------------------------------------
+
+def test_main_gateway_routes_are_the_main_tables_routes_through_a_gateway_without_their_protocol():
+    routes = main_routes() + rail_routes(1, 'ib0') + [
+        Route(254, '198.18.0.0/15', gateway='10.0.1.1', dev='ib0', metric=50, proto=3),
+        Route(254, '203.0.113.0/24', gateway='10.0.2.1', dev='ib1', proto=4)]
+    assert main_gateway_routes(routes) == ['198.18.0.0/15 via 10.0.1.1 dev ib0 metric 50',
+                                           '203.0.113.0/24 via 10.0.2.1 dev ib1',
+                                           'default via 10.0.1.1 dev ib0']
+
+
+def test_a_kept_route_that_is_gone_is_an_error_naming_it_and_one_still_there_is_not():
+    kept = ['198.18.0.0/15 via 10.0.1.1 dev ib0 metric 50', 'default via 10.0.1.1 dev ib0']
+    snapshot = healthy()
+    # Still there under another protocol (a stack re-added it): kept.
+    back = snapshot._replace(routes=snapshot.routes + [
+        Route(254, '198.18.0.0/15', gateway='10.0.1.1', dev='ib0', metric=50, proto=4)])
+    _rails, findings, _summary = audit(back, RAILS, kept_routes=kept)
+    assert [f for f in findings if f['check'] == 'kept_routes'] == []
+    _rails, findings, summary = audit(snapshot, RAILS, kept_routes=kept + ['default via 10.0.2.1 dev ib1'])
+    gone = [f for f in findings if f['check'] == 'kept_routes']
+    assert len(gone) == 2 and summary['status'] == 'error'
+    assert gone[0]['device'] == 'ib0' and gone[0]['severity'] == 'error'
+    assert '"198.18.0.0/15 via 10.0.1.1 dev ib0 metric 50" is gone' in gone[0]['message']

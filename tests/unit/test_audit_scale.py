@@ -1,6 +1,6 @@
 """The audit at the documented maximum of sources (plan.MAX_SOURCES over 8 rails): still right.
 
-A host after the source_routing role with 4,096 extra sources, each a /32 address on its rail
+A host after the source_routing role with plan.MAX_SOURCES extra sources, each a /32 address on its rail
 with its own rule, as SR-IOV VFs give it. audit() once looked up every rule for every address
 (an ip_network parsed per address x rule pair): minutes at this size. These tests check only the
 result; how long it takes is measured by bench/audit_scale.py.

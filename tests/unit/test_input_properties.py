@@ -61,7 +61,7 @@ MEANINGFUL = {'rp_filter': (0, 1, 2), 'arp_ignore': (0, 1, 2, 3, 8), 'arp_announ
               'accept_local': (0, 1), 'arp_filter': (0, 1)}
 INTERFACE_NAME = re.compile(r'[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}\Z')
 SYSCTL_LINE = re.compile(r'net\.ipv4\.conf\.[A-Za-z0-9_/-]+\.[a-z0-9_]+ = -?[0-9]+\Z')
-LIMIT_RAILS, LIMIT_SOURCES = 64, 4096
+LIMIT_RAILS, LIMIT_SOURCES = 64, 1024
 
 
 def is_interface_name(name):

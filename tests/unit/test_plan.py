@@ -561,18 +561,18 @@ def test_sources_limit_per_host():
     sources = ['10.%d.%d.%d' % (100 + index // 65536, index // 256 % 256, index % 256) for index in range(MAX_SOURCES)]
     assert len(build_plan([rail(sources=sources)])['rules']) == MAX_SOURCES + 1
     assert plan_error([rail(sources=sources + ['10.99.0.1'])]) == (
-        'rail ib0: sources has 4097 entries, more than the limit of 4096 per host (all rails together)')
-    message = plan_error([rail(sources=sources[:4000]),
-                          rail(device='ib1', address='10.0.2.14/24', sources=['10.99.0.%d' % n for n in range(97)])])
-    assert message == ('rail ib1: sources has 97 entries, which with the 4000 of the earlier rails is more than '
-                       'the limit of 4096 per host (all rails together)')
+        'rail ib0: sources has 1025 entries, more than the limit of 1024 per host (all rails together)')
+    message = plan_error([rail(sources=sources[:1000]),
+                          rail(device='ib1', address='10.0.2.14/24', sources=['10.99.0.%d' % n for n in range(25)])])
+    assert message == ('rail ib1: sources has 25 entries, which with the 1000 of the earlier rails is more than '
+                       'the limit of 1024 per host (all rails together)')
 
 
 def test_overlap_found_among_thousands_of_sources():
     rails = [rail(device='ib%d' % index, address='10.0.%d.14/24' % index,
-                  sources=['10.%d.%d.0/28' % (100 + index, n) for n in range(60)]) for index in range(64)]
-    assert len(build_plan(rails)['rules']) == 64 * 61
-    rails[63]['sources'][59] = '10.100.7.0/24'
+                  sources=['10.%d.%d.0/28' % (100 + index, n) for n in range(16)]) for index in range(64)]
+    assert len(build_plan(rails)['rules']) == 64 * 17
+    rails[63]['sources'][15] = '10.100.7.0/24'
     assert plan_error(rails) == 'rail ib63: source 10.100.7.0/24 overlaps source 10.100.7.0/28 of rail ib0'
 
 
