@@ -43,14 +43,14 @@ PERSIST_TASK = 'Persist the rails through the stack that sets them up at boot'
 
 @pytest.fixture
 def lab_host():
-    """lab_host(rails) -> description of a fresh textbook lab host; every one destroyed afterwards."""
+    """lab_host(rails, layout='textbook') -> description of a fresh lab host; every one destroyed afterwards."""
     made = []
 
-    def make(rails):
+    def make(rails, layout='textbook'):
         name = '%s%s' % (PREFIX, chr(ord('a') + len(made)))
         made.append(name)
         roce_lab.destroy_host(name)       # a leftover of an earlier run whose pid this one reuses
-        description = roce_lab.create_host(name, 'textbook', rails, owner_pid=os.getpid())
+        description = roce_lab.create_host(name, layout, rails, owner_pid=os.getpid())
         # Without a private /etc entry the role would write into the machine's own /etc.
         assert sorted(description.get('private_etc', [])) == ['NetworkManager', 'netplan', 'sysctl.d', 'systemd'], \
             description

@@ -25,7 +25,7 @@ from roleruns import BIN, PREFLIGHT_TASK, RULE_TASK, TABLE_TASK, assert_ok, asse
     inventory, site
 # lab_hosts and playbooks are fixtures: imported so that pytest finds them here, used as arguments only.
 from test_concurrency import (  # noqa: F401 pylint: disable=unused-import
-    descendants, kill_everything, lab_hosts, playbooks, signal_quietly, wait_gone)
+    descendants, kill_everything, lab_hosts, playbooks, signal_quietly, try_lock, wait_gone)
 
 RAILS = 2
 PYTHON = os.path.join(BIN, 'python')
@@ -117,30 +117,19 @@ HOLD_AS_NOBODY = ('import socket, sys\n'
                   '    print("refused %%r" %% exc, flush=True)\n'
                   'sys.stdin.readline()\n' % COLLECTIONS)
 
-TRY = ('import sys, time\n'
-       'sys.path.insert(0, %r)\n'
-       'from ansible_collections.roce.multirail.plugins.module_utils.lock import LockTimeout, host_lock\n'
-       'try:\n'
-       '    with host_lock(timeout=float(sys.argv[1])):\n'
-       '        print("acquired")\n'
-       'except LockTimeout as exc:\n'
-       '    print("timeout: %%s" %% exc)\n' % COLLECTIONS)
-
 
 def test_an_unprivileged_user_cannot_take_or_stall_the_lock(lab_hosts):
     lab = lab_hosts(1)
     host = lab['host']
     # The lock file exists once a module ran as root.
-    assert subprocess.run(['ip', 'netns', 'exec', host, PYTHON, '-c', TRY, '5'], capture_output=True, text=True,
-                          check=True, timeout=WAIT).stdout.strip() == 'acquired'
+    assert try_lock(host, 5) == 'acquired'
     nobody = subprocess.Popen(  # pylint: disable=consider-using-with
         ['ip', 'netns', 'exec', host, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', PYTHON, '-c',
          HOLD_AS_NOBODY], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = [nobody.stdout.readline(), nobody.stdout.readline()]
         assert lines[0] == 'bound\n', (lines, nobody.stderr.read() if nobody.poll() is not None else '')
-        answer = subprocess.run(['ip', 'netns', 'exec', host, PYTHON, '-c', TRY, '2'], capture_output=True,
-                                text=True, check=True, timeout=WAIT).stdout.strip()
+        answer = try_lock(host, 2)
         assert answer == 'acquired', answer
         assert lines[1].startswith('refused PermissionError(13'), lines
     finally:

@@ -15,44 +15,16 @@ Each run compares a full dump of the host (rules, every table, net.ipv4.conf, pe
 before and after. Traffic goes only to the lab host's own leaves.
 """
 
-import os
-
 import pytest
 
 from lab import roce_lab
-from roleruns import (
+# lab_host is a fixture: imported so that pytest finds it here, used as an argument only.
+from roleruns import (  # noqa: F401 pylint: disable=unused-import
     AUDIT_TASK, PLAN_TASK, PREFLIGHT_TASK, REASON_TASK, RESTORE_TASK, TABLE_TASK, assert_same, full_dump,
-    inventory, site)
+    inventory, lab_host, site)
 from test_rail_audit import run_module
 
-PREFIX = 'vt%d' % (os.getpid() % 100000)
 CACHED = ('REACHABLE', 'STALE', 'DELAY', 'PROBE')
-
-
-@pytest.fixture
-def lab():
-    """lab(layout, rails) -> a fresh lab host of that layout; every one destroyed afterwards."""
-    made = []
-
-    def make(layout, rails):
-        name = '%s%s' % (PREFIX, chr(ord('a') + len(made)))
-        made.append(name)
-        roce_lab.destroy_host(name)
-        description = roce_lab.create_host(name, layout, rails, owner_pid=os.getpid())
-        assert sorted(description.get('private_etc', [])) == ['NetworkManager', 'netplan', 'sysctl.d', 'systemd'], \
-            description
-        return description
-
-    try:
-        yield make
-    finally:
-        errors = []
-        for name in made:
-            try:
-                roce_lab.destroy_host(name)
-            except roce_lab.LabError as exc:
-                errors.append(str(exc))
-        assert not errors, errors
 
 
 def neighbour_state(host, device, address):
@@ -95,9 +67,9 @@ GONE = {'address_removed_from_the_leaf': _address_removed,
 
 
 @pytest.mark.parametrize('case', list(GONE))
-def test_a_gone_gateway_still_in_the_neighbour_cache_fails_verification_and_is_rolled_back(lab, tmp_path, case):
+def test_a_gone_gateway_still_in_the_neighbour_cache_fails_verification_and_is_rolled_back(lab_host, tmp_path, case):
     """ib1's gateway left its leaf a moment ago; the host's neighbour entry for it is still cached."""
-    description = lab('textbook', 2)
+    description = lab_host(2, 'textbook')
     host = description['host']
     rail = description['rails'][1]
     # One exchange with the gateway, then the gateway goes: its entry stays REACHABLE for a while.
@@ -119,9 +91,9 @@ def test_a_gone_gateway_still_in_the_neighbour_cache_fails_verification_and_is_r
     assert roce_lab.ping(host, rail['gateway'], roce_lab.rail_ip(rail), count=1)[1] == 0
 
 
-def test_a_gateway_that_is_another_rails_address_is_refused_by_the_plan(lab, tmp_path):
+def test_a_gateway_that_is_another_rails_address_is_refused_by_the_plan(lab_host, tmp_path):
     """The shared layout: ib0's gateway set to 10.0.1.16, which is ib1's own address."""
-    description = lab('shared', 2)
+    description = lab_host(2, 'shared')
     host_vars = inventory(description)
     host_vars['source_routing_rails'][0]['gateway'] = '10.0.1.16'
     before = full_dump(description)
@@ -132,9 +104,9 @@ def test_a_gateway_that_is_another_rails_address_is_refused_by_the_plan(lab, tmp
     assert_same(before, full_dump(description), 'although the plan was refused')
 
 
-def test_a_gateway_owned_by_a_nic_that_is_no_rail_is_refused_and_never_counted_alive(lab, tmp_path):
+def test_a_gateway_owned_by_a_nic_that_is_no_rail_is_refused_and_never_counted_alive(lab_host, tmp_path):
     """ib1's gateway 10.0.2.50 is the address of mg0, a NIC of the host that is not a rail."""
-    description = lab('textbook', 2)
+    description = lab_host(2, 'textbook')
     host = description['host']
     roce_lab.ip_batch(host, ['link add mg0 type veth peer name mg0-peer', 'addr add 10.0.2.50/32 dev mg0',
                              'link set mg0-peer up', 'link set mg0 up'])
