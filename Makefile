@@ -55,7 +55,7 @@ unit: venv
 	$(BIN)/python -m pytest -q -n 2 tests/unit
 
 integration: venv bench-venv deps
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal tests/integration
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15 tests/integration
 
 # Collection-mode scenarios in extensions/molecule: namespace lab hosts,
 # converge, idempotence, verify by behaviour.
