@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from collection_path import COLLECTIONS, REPO
+from lab import roce_lab
 
 PYTHON = os.path.join(REPO, '.venv', 'bin', 'python')
 if not os.path.exists(PYTHON):
@@ -40,6 +41,7 @@ class Namespace:
             self.sysctl('net.ipv6.conf.%s.disable_ipv6=1' % key)
 
     def close(self):
+        roce_lab.forget_run_files(self.name)
         sh('ip', 'netns', 'del', self.name, check=False)
 
     def __enter__(self):
@@ -124,4 +126,5 @@ def cleanup_stale():
         if name.startswith('rmrt') and '-' in name:
             pid = name[4:].split('-')[0]
             if pid.isdigit() and not os.path.exists('/proc/%s' % pid):
+                roce_lab.forget_run_files(name)
                 sh('ip', 'netns', 'del', name, check=False)

@@ -503,7 +503,7 @@ def _derived(name, candidates):
 RUN_FILES = '/run/roce-multirail'
 
 
-def _forget_run_files(namespace):
+def forget_run_files(namespace):
     """Remove the lock and hold files the collection's modules left for this namespace in the machine's /run."""
     try:
         info = os.stat(os.path.join('/run/netns', namespace))
@@ -531,7 +531,7 @@ def destroy_host(name):
     # Leaves and peer first, the host last: a crash in between leaves a host that a re-run finds.
     order = sorted(wanted, key=lambda ns: (ns == name, ns))
     for ns in order:
-        _forget_run_files(ns)
+        forget_run_files(ns)
         run(['ip', 'netns', 'del', ns], check=False)
     left = [ns for ns in netns_list() if ns in wanted]
     if left:
